@@ -205,6 +205,8 @@ admin_listen = off
 worker_processes = 1
 daemon = on
 log_level = ${BENCH_SLUICE_LOG_LEVEL:-notice}
+# like the nginx row (access_log off): both compared without access logging
+proxy_access_log = off
 declarative_config = $WORK/kong.yml
 EOF
     SLUICE_PREFIX=$sdir

@@ -1,0 +1,772 @@
+/*
+ * sl_proxy.c: one proxied request: the upstream request head, streaming the request body up,
+ * the response head back (with Kong's headers), streaming the response body down with
+ * backpressure, retries, timeouts and the 502/503/504 answers.
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/sl_log.h"
+#include "http/sl_server.h"
+#include "http/sl_upstream.h"
+
+#define REPLAY_MAX (64 * 1024)
+#define RESP_MAX_HEADERS 128
+
+enum { P_CONNECTING = 0, P_HEAD, P_BODY, P_DONE, P_TUNNEL };
+
+struct sl_proxy_s {
+    sl_req_t *r;
+    sl_worker_t *w;
+    sl_upconn_t *uc;
+    void *connecting;
+    int state;
+    int tries_left;
+    int stale_retry_used;
+    int reused;
+    int idempotent;
+    int sent;                   /* bytes of the request went out on this try */
+    struct evbuffer *head;      /* the upstream request head, kept for retries */
+    struct evbuffer *replay;    /* request body bytes sent so far, while <= REPLAY_MAX */
+    int replayable;
+    int up_chunked;             /* request body goes up chunked */
+    int resp_bytes;             /* any response byte seen on this try */
+    sl_http_resp_head_t rh;
+    sl_header_t *rhdrs;         /* RESP_MAX_HEADERS, owned */
+    sl_http_response_info_t ri;
+    int out_chunked;            /* response body re-encoded chunked to the client */
+    int out_close;              /* response body ends with the client connection */
+    int64_t remaining;
+    sl_http_chunked_t rchunk;
+    uint64_t t_first_try_us;
+    uint64_t t_connected_us;
+};
+
+static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void try_connect(sl_proxy_t *p);
+
+static const sl_str_t *req_header(const sl_req_t *r, sl_str_t name)
+{
+    for (size_t i = 0; i < r->h.num_headers; i++) {
+        if (sl_str_case_eq(r->headers[i].name, name))
+            return &r->headers[i].value;
+    }
+    return NULL;
+}
+
+/* Is name one of the comma-separated tokens of the Connection header? */
+static int in_connection_tokens(const sl_str_t *conn, sl_str_t name)
+{
+    if (conn == NULL)
+        return 0;
+    const char *s = conn->data, *end = conn->data + conn->len;
+    while (s < end) {
+        while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+            s++;
+        const char *t = s;
+        while (t < end && *t != ',')
+            t++;
+        const char *e = t;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e > s && sl_str_case_eq((sl_str_t){s, (size_t)(e - s)}, name))
+            return 1;
+        s = t;
+    }
+    return 0;
+}
+
+static int is_hop_header(sl_str_t n)
+{
+    static const sl_str_t hop[] = {
+        SL_STR("connection"),        SL_STR("keep-alive"), SL_STR("proxy-connection"),
+        SL_STR("te"),                SL_STR("transfer-encoding"), SL_STR("content-length"),
+        SL_STR("upgrade"),           SL_STR("trailer"),    SL_STR("expect"),
+        SL_STR("host"),              SL_STR("x-real-ip"),  SL_STR("x-forwarded-for"),
+        SL_STR("x-forwarded-proto"), SL_STR("x-forwarded-host"), SL_STR("x-forwarded-port"),
+        SL_STR("x-forwarded-path"),  SL_STR("x-forwarded-prefix"), SL_STR("via"),
+        SL_STR("x-kong-request-id"),
+    };
+    for (size_t i = 0; i < SL_ARRAY_SIZE(hop); i++) {
+        if (sl_str_case_eq(n, hop[i]))
+            return 1;
+    }
+    return 0;
+}
+
+static int build_head(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    sl_conn_t *c = r->c;
+    const sl_service_t *s = r->service;
+    unsigned hdrs = p->w->conf->headers;
+    struct evbuffer *b = p->head;
+
+    size_t cap = r->h.path.len * 3 + (s->path ? strlen(s->path) : 0) + 16;
+    char *uri = malloc(cap);
+    if (uri == NULL)
+        abort();
+    size_t ulen = 0;
+    sl_str_t spath = s->path ? (sl_str_t){s->path, strlen(s->path)} : SL_NULL_STR;
+    if (sl_router_upstream_path(&r->match, spath, uri, cap, &ulen) != SL_OK) {
+        free(uri);
+        return SL_ERROR;
+    }
+    SL_EVB_STR(b, r->h.method);
+    SL_EVB_LIT(b, " ");
+    evbuffer_add(b, uri, ulen);
+    free(uri);
+    /* keep the query exactly as the client sent it */
+    const char *q = memchr(r->h.target.data, '?', r->h.target.len);
+    if (q != NULL)
+        evbuffer_add(b, q, (size_t)(r->h.target.data + r->h.target.len - q));
+    evbuffer_add(b, " HTTP/1.1\r\n", 11);
+
+    const sl_str_t *host = req_header(r, SL_STR("host"));
+    if (r->route->preserve_host && (r->info.host.len || host)) {
+        sl_str_t h = r->info.host.len ? r->info.host : *host;
+        SL_EVB_LIT(b, "Host: ");
+        SL_EVB_STR(b, h);
+        SL_EVB_LIT(b, "\r\n");
+    } else {
+        SL_EVB_LIT(b, "Host: ");
+        evbuffer_add(b, s->host_header, strlen(s->host_header));
+        SL_EVB_LIT(b, "\r\n");
+    }
+    const sl_str_t *conn = req_header(r, SL_STR("connection"));
+    const sl_str_t *xff = NULL, *via = NULL;
+    for (size_t i = 0; i < r->h.num_headers; i++) {
+        sl_header_t *h = &r->headers[i];
+        if (sl_str_case_eq(h->name, SL_STR("x-forwarded-for"))) {
+            xff = &h->value;
+            continue;
+        }
+        if (sl_str_case_eq(h->name, SL_STR("via"))) {
+            via = &h->value;
+            continue;
+        }
+        if (is_hop_header(h->name) || in_connection_tokens(conn, h->name))
+            continue;
+        evbuffer_add(b, h->name.data, h->name.len);
+        evbuffer_add(b, ": ", 2);
+        evbuffer_add(b, h->value.data, h->value.len);
+        evbuffer_add(b, "\r\n", 2);
+    }
+    const sl_str_t *upgrade = req_header(r, SL_STR("upgrade"));
+    if (r->info.upgrade && upgrade) {
+        evbuffer_add_printf(b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)upgrade->len,
+                            upgrade->data);
+    } else {
+        evbuffer_add(b, "Connection: keep-alive\r\n", 24);
+    }
+    size_t iplen = strlen(c->peer_ip);
+    SL_EVB_LIT(b, "X-Real-IP: ");
+    evbuffer_add(b, c->peer_ip, iplen);
+    SL_EVB_LIT(b, "\r\nX-Forwarded-For: ");
+    if (xff) {
+        SL_EVB_STR(b, *xff);
+        SL_EVB_LIT(b, ", ");
+    }
+    evbuffer_add(b, c->peer_ip, iplen);
+    if (c->ssl)
+        SL_EVB_LIT(b, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        SL_EVB_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
+    sl_str_t fh = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR);
+    size_t fhl = fh.len;
+    if (fhl > 0 && fh.data[0] != '[') {
+        const char *colon = memchr(fh.data, ':', fh.len);
+        if (colon)
+            fhl = (size_t)(colon - fh.data);
+    }
+    SL_EVB_LIT(b, "X-Forwarded-Host: ");
+    evbuffer_add(b, fh.data, fhl);
+    SL_EVB_LIT(b, "\r\n");
+    SL_EVB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
+    SL_EVB_LIT(b, "X-Forwarded-Path: ");
+    SL_EVB_STR(b, r->h.path);
+    SL_EVB_LIT(b, "\r\n");
+    if (r->match.strip_path && r->match.match_len > 1 && r->match.path.data)
+        evbuffer_add_printf(b, "X-Forwarded-Prefix: %.*s\r\n", (int)r->match.match_len,
+                            r->match.path.data);
+    if (hdrs & SL_HDR_VIA) {
+        if (via)
+            evbuffer_add_printf(b, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
+                                SLUICE_VERSION);
+        else
+            SL_EVB_LIT(b, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
+    } else if (via) {
+        evbuffer_add_printf(b, "Via: %.*s\r\n", (int)via->len, via->data);
+    }
+    if (p->w->conf->headers_upstream & SL_HDR_REQUEST_ID) {
+        SL_EVB_LIT(b, "X-Kong-Request-Id: ");
+        evbuffer_add(b, r->id, 32);
+        SL_EVB_LIT(b, "\r\n");
+    }
+    if (r->body_kind == SL_BODY_CHUNKED) {
+        evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+        p->up_chunked = 1;
+    } else if (r->body_kind == SL_BODY_LENGTH) {
+        SL_EVB_HEADER_U64(b, "Content-Length: ", (uint64_t)r->info.content_length);
+    } else if (r->info.content_length == 0) {
+        evbuffer_add(b, "Content-Length: 0\r\n", 19);
+    }
+    evbuffer_add(b, "\r\n", 2);
+    return SL_OK;
+}
+
+void sl_proxy_free(sl_proxy_t *p)
+{
+    if (p == NULL)
+        return;
+    if (p->connecting)
+        sl_upstream_cancel(p->connecting);
+    if (p->uc)
+        sl_upstream_discard(p->uc);
+    if (p->head)
+        evbuffer_free(p->head);
+    if (p->replay)
+        evbuffer_free(p->replay);
+    free(p->rhdrs);
+    if (p->r)
+        p->r->proxy = NULL;
+    free(p);
+}
+
+static void set_client_body_timeout(sl_req_t *r, int on)
+{
+    sl_worker_t *w = r->c->w;
+    struct timeval rtv = {(time_t)(w->conf->client_body_timeout_ms / 1000),
+                          (suseconds_t)(w->conf->client_body_timeout_ms % 1000) * 1000};
+    struct timeval stv = {(time_t)(w->conf->send_timeout_ms / 1000),
+                          (suseconds_t)(w->conf->send_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(r->c->bev, on ? &rtv : NULL, &stv);
+}
+
+/* Fails the request with status unless it can be tried again. */
+static void proxy_fail(sl_proxy_t *p, int status, const char *msg, int retry_ok)
+{
+    sl_req_t *r = p->r;
+    sl_log_error("%s, client: %s, server: sluice, request: \"%.*s %.*s\", upstream: \"%s\"", msg,
+                 r->c->peer_ip, (int)r->h.method.len, r->h.method.data, (int)r->h.path.len,
+                 r->h.path.data, r->service->upstream_addr);
+    if (p->uc) {
+        sl_upstream_discard(p->uc);
+        p->uc = NULL;
+    }
+    int can_replay = p->replayable && !r->response_started && p->resp_bytes == 0;
+    if (retry_ok && can_replay && p->reused && !p->stale_retry_used) {
+        p->stale_retry_used = 1;
+        try_connect(p);
+        return;
+    }
+    if (retry_ok && can_replay && p->tries_left > 0 && (p->idempotent || !p->sent)) {
+        p->tries_left--;
+        try_connect(p);
+        return;
+    }
+    sl_proxy_free(p);
+    sl_req_send_error(r, status, NULL, 0, 0);
+}
+
+/* Moves request body bytes up, bounded by the upstream output buffer. */
+static void pump_body(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    if (p->uc == NULL || r->body_done)
+        return;
+    struct evbuffer *out = bufferevent_get_output(p->uc->bev);
+    size_t have = evbuffer_get_length(out);
+    if (have >= SL_UPSTREAM_IN_HIGH) {
+        bufferevent_disable(r->c->bev, EV_READ);
+        return;
+    }
+    struct evbuffer *tmp = evbuffer_new();
+    int status = 400;
+    int rc = sl_req_body_pump(r, tmp, p->up_chunked, SL_UPSTREAM_IN_HIGH - have, &status);
+    size_t n = evbuffer_get_length(tmp);
+    if (n > 0 && p->replayable) {
+        if (evbuffer_get_length(p->replay) + n <= REPLAY_MAX) {
+            const unsigned char *bytes = evbuffer_pullup(tmp, -1);
+            evbuffer_add(p->replay, bytes, n);
+        } else {
+            p->replayable = 0;
+            evbuffer_drain(p->replay, evbuffer_get_length(p->replay));
+        }
+    }
+    evbuffer_add_buffer(out, tmp);
+    evbuffer_free(tmp);
+    bufferevent_enable(p->uc->bev, EV_WRITE);
+    if (rc == SL_ERROR) {
+        sl_log_info("client sent an invalid or too large body (%d), client: %s", status,
+                    r->c->peer_ip);
+        sl_proxy_free(p);
+        sl_req_send_error(r, status, NULL, 0, 1);
+        return;
+    }
+    if (rc == SL_DONE) {
+        set_client_body_timeout(r, 0);
+        return;
+    }
+    if (evbuffer_get_length(out) >= SL_UPSTREAM_IN_HIGH)
+        bufferevent_disable(r->c->bev, EV_READ);
+    else
+        bufferevent_enable(r->c->bev, EV_READ);
+}
+
+static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
+{
+    sl_req_t *r = p->r;
+    const sl_service_t *s = r->service;
+    p->uc = uc;
+    p->t_connected_us = sl_now_us();
+    p->state = P_HEAD;
+    p->resp_bytes = 0;
+    p->sent = 1;
+    uc->requests++;
+    bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, p);
+    struct timeval rtv = {s->read_timeout / 1000, (s->read_timeout % 1000) * 1000};
+    struct timeval wtv = {s->write_timeout / 1000, (s->write_timeout % 1000) * 1000};
+    bufferevent_set_timeouts(uc->bev, &rtv, &wtv);
+    bufferevent_setwatermark(uc->bev, EV_READ, 0, SL_UPSTREAM_IN_HIGH);
+    bufferevent_setwatermark(uc->bev, EV_WRITE, SL_UPSTREAM_IN_HIGH / 2, 0);
+    struct evbuffer *out = bufferevent_get_output(uc->bev);
+    const unsigned char *h = evbuffer_pullup(p->head, -1);
+    evbuffer_add(out, h, evbuffer_get_length(p->head));
+    if (p->replayable && evbuffer_get_length(p->replay) > 0) {
+        const unsigned char *b = evbuffer_pullup(p->replay, -1);
+        evbuffer_add(out, b, evbuffer_get_length(p->replay));
+    }
+    bufferevent_enable(uc->bev, EV_READ | EV_WRITE);
+    if (!s->tls && r->body_done)
+        sl_bev_write_now(uc->bev); /* the whole request: skip a trip through epoll */
+    if (!r->body_done) {
+        if (r->info.expect_continue && !r->sent_continue && r->h.minor_version == 1) {
+            r->sent_continue = 1;
+            evbuffer_add(bufferevent_get_output(r->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            bufferevent_enable(r->c->bev, EV_WRITE);
+        }
+        set_client_body_timeout(r, 1);
+        pump_body(p);
+    }
+}
+
+static void connect_cb(void *arg, sl_upconn_t *uc, int error, const char *msg)
+{
+    sl_proxy_t *p = arg;
+    p->connecting = NULL;
+    if (error) {
+        int status = error == SL_UP_ERR_TIMEOUT ? 504 : error == SL_UP_ERR_DNS ? 503 : 502;
+        proxy_fail(p, status, msg, error != SL_UP_ERR_DNS);
+        return;
+    }
+    on_connected(p, uc);
+}
+
+static void try_connect(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    const sl_service_t *s = r->service;
+    p->state = P_CONNECTING;
+    p->reused = 0;
+    p->sent = 0;
+    sl_upconn_t *uc = NULL;
+    int rc = sl_upstream_get(p->w, s, s->host, s->connect_timeout, connect_cb, p, &uc,
+                             &p->connecting);
+    if (rc == SL_OK) {
+        p->reused = 1;
+        on_connected(p, uc);
+    }
+}
+
+void sl_proxy_start(sl_req_t *r)
+{
+    sl_proxy_t *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        abort();
+    p->r = r;
+    p->w = r->c->w;
+    p->rhdrs = malloc(RESP_MAX_HEADERS * sizeof(sl_header_t));
+    if (p->rhdrs == NULL)
+        abort();
+    r->proxy = p;
+    p->tries_left = r->service->retries;
+    p->head = evbuffer_new();
+    p->replay = evbuffer_new();
+    p->replayable = 1;
+    sl_str_t m = r->h.method;
+    p->idempotent = !(sl_str_eq(m, SL_STR("POST")) || sl_str_eq(m, SL_STR("PATCH")) ||
+                      sl_str_eq(m, SL_STR("LOCK")));
+    if (build_head(p) != SL_OK) {
+        sl_proxy_free(p);
+        sl_req_send_error(r, 414, NULL, 0, 1);
+        return;
+    }
+    p->t_first_try_us = sl_now_us();
+    r->proxy_latency_ms = (p->t_first_try_us - r->start_us) / 1000;
+    try_connect(p);
+}
+
+void sl_proxy_client_readable(sl_req_t *r)
+{
+    sl_proxy_t *p = r->proxy;
+    if (p->state == P_TUNNEL) {
+        if (p->uc) {
+            struct evbuffer *in = bufferevent_get_input(r->c->bev);
+            evbuffer_add_buffer(bufferevent_get_output(p->uc->bev), in);
+        }
+        return;
+    }
+    if (!r->body_done && p->uc)
+        pump_body(p);
+}
+
+/* ---- response ---- */
+
+static int skip_resp_header(sl_proxy_t *p, sl_str_t n)
+{
+    static const sl_str_t hop[] = {
+        SL_STR("connection"), SL_STR("keep-alive"), SL_STR("proxy-connection"),
+        SL_STR("transfer-encoding"), SL_STR("trailer"), SL_STR("te"),
+    };
+    for (size_t i = 0; i < SL_ARRAY_SIZE(hop); i++) {
+        if (sl_str_case_eq(n, hop[i]))
+            return 1;
+    }
+    if (sl_str_case_eq(n, SL_STR("upgrade")) && p->rh.status != 101)
+        return 1;
+    if (sl_str_case_eq(n, SL_STR("content-length")) && (p->ri.chunked || p->ri.close_delimited))
+        return 1;
+    return 0;
+}
+
+static void send_response_head(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    sl_conn_t *c = r->c;
+    unsigned hdrs = p->w->conf->headers;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    uint64_t now = sl_now_us();
+    bufferevent_enable(c->bev, EV_WRITE);
+    r->upstream_latency_ms = (now - p->t_connected_us) / 1000;
+    r->status = p->rh.status;
+
+    int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+    if (p->rh.status == 101) {
+        r->keepalive = 0;
+    } else if (!p->ri.no_body && !is_head && (p->ri.chunked || p->ri.close_delimited)) {
+        if (r->h.minor_version >= 1) {
+            p->out_chunked = 1;
+        } else {
+            p->out_close = 1;
+            r->keepalive = 0;
+        }
+    }
+    char sl[16] = "HTTP/1.1 000 ";
+    sl[9] = (char)('0' + p->rh.status / 100 % 10);
+    sl[10] = (char)('0' + p->rh.status / 10 % 10);
+    sl[11] = (char)('0' + p->rh.status % 10);
+    evbuffer_add(out, sl, 13);
+    SL_EVB_STR(out, p->rh.reason);
+    SL_EVB_LIT(out, "\r\n");
+    int has_server = 0, has_date = 0;
+    const sl_str_t *via = NULL;
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        sl_header_t *h = &p->rh.headers[i];
+        if (skip_resp_header(p, h->name))
+            continue;
+        if (sl_str_case_eq(h->name, SL_STR("via")) && (hdrs & SL_HDR_VIA)) {
+            via = &h->value;
+            continue;
+        }
+        if (sl_str_case_eq(h->name, SL_STR("server")))
+            has_server = 1;
+        if (sl_str_case_eq(h->name, SL_STR("date")))
+            has_date = 1;
+        evbuffer_add(out, h->name.data, h->name.len);
+        evbuffer_add(out, ": ", 2);
+        evbuffer_add(out, h->value.data, h->value.len);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    if (!has_date) {
+        SL_EVB_LIT(out, "Date: ");
+        evbuffer_add(out, sl_http_date(), strlen(sl_http_date()));
+        SL_EVB_LIT(out, "\r\n");
+    }
+    if (!has_server && (hdrs & SL_HDR_SERVER))
+        SL_EVB_LIT(out, "Server: sluice/" SLUICE_VERSION "\r\n");
+    if (p->out_chunked)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    if (p->rh.status == 101) {
+        evbuffer_add(out, "Connection: upgrade\r\n", 21);
+    } else if (r->keepalive) {
+        SL_EVB_LIT(out, "Connection: keep-alive\r\n");
+    } else {
+        SL_EVB_LIT(out, "Connection: close\r\n");
+    }
+    if (hdrs & SL_HDR_VIA) {
+        if (via)
+            evbuffer_add_printf(out, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
+                                SLUICE_VERSION);
+        else
+            SL_EVB_LIT(out, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
+    }
+    if (hdrs & SL_HDR_UPSTREAM_LATENCY)
+        SL_EVB_HEADER_U64(out, "X-Kong-Upstream-Latency: ", r->upstream_latency_ms);
+    if (hdrs & SL_HDR_PROXY_LATENCY)
+        SL_EVB_HEADER_U64(out, "X-Kong-Proxy-Latency: ", r->proxy_latency_ms);
+    if (hdrs & SL_HDR_UPSTREAM_STATUS)
+        SL_EVB_HEADER_U64(out, "X-Kong-Upstream-Status: ", (uint64_t)p->rh.status);
+    if (hdrs & SL_HDR_REQUEST_ID) {
+        SL_EVB_LIT(out, "X-Kong-Request-Id: ");
+        evbuffer_add(out, r->id, 32);
+        SL_EVB_LIT(out, "\r\n");
+    }
+    evbuffer_add(out, "\r\n", 2);
+    r->response_started = 1;
+}
+
+/* The upstream side is finished: hand the connection back and complete the request. */
+static void response_complete(sl_proxy_t *p, int reusable)
+{
+    sl_req_t *r = p->r;
+    sl_conn_t *c = r->c;
+    if (p->out_chunked)
+        evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+    p->state = P_DONE;
+    sl_upconn_t *uc = p->uc;
+    p->uc = NULL;
+    if (uc)
+        bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
+    sl_upstream_release(p->w, uc, reusable && r->body_done && p->ri.keepalive);
+    sl_proxy_free(p);
+    if (!r->body_done)
+        r->keepalive = 0;
+    if (r->c->state == SL_CONN_ACTIVE)
+        bufferevent_enable(c->bev, EV_READ);
+    sl_req_response_done(r);
+}
+
+static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(p->r->c->bev);
+    if (p->out_chunked)
+        evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    if (p->out_chunked)
+        evbuffer_add(out, "\r\n", 2);
+    p->r->bytes_sent += len;
+}
+
+/* Moves response body bytes down while the client keeps up. */
+static void pump_response(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    bufferevent_enable(r->c->bev, EV_WRITE);
+    struct evbuffer *in = bufferevent_get_input(p->uc->bev);
+    struct evbuffer *out = bufferevent_get_output(r->c->bev);
+    for (;;) {
+        if (evbuffer_get_length(out) >= SL_CLIENT_OUT_HIGH) {
+            bufferevent_disable(p->uc->bev, EV_READ);
+            return;
+        }
+        size_t avail = evbuffer_get_length(in);
+        if (p->ri.chunked) {
+            if (avail == 0)
+                return;
+            size_t want = avail < 16384 ? avail : 16384;
+            const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+            size_t consumed = 0, off = 0, plen = 0;
+            int rc = sl_http_chunked_parse(&p->rchunk, d, want, &consumed, &off, &plen);
+            if (rc == SL_ERROR) {
+                sl_log_error("upstream sent invalid chunked response, client: %s, upstream: \"%s\"",
+                             r->c->peer_ip, r->service->upstream_addr);
+                sl_conn_close(r->c);
+                return;
+            }
+            if (plen > 0)
+                body_to_client(p, d + off, plen);
+            evbuffer_drain(in, consumed);
+            if (rc == SL_DONE) {
+                response_complete(p, evbuffer_get_length(in) == 0);
+                return;
+            }
+            if (consumed == 0) {
+                if (want == avail)
+                    return;
+                sl_conn_close(r->c);
+                return;
+            }
+            continue;
+        }
+        if (avail == 0)
+            return;
+        size_t n = avail;
+        if (!p->ri.close_delimited && (uint64_t)p->remaining < n)
+            n = (size_t)p->remaining;
+        if (p->out_chunked) {
+            const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+            body_to_client(p, d, n);
+            evbuffer_drain(in, n);
+        } else {
+            evbuffer_remove_buffer(in, out, n);
+            r->bytes_sent += n;
+        }
+        if (!p->ri.close_delimited) {
+            p->remaining -= (int64_t)n;
+            if (p->remaining == 0) {
+                response_complete(p, evbuffer_get_length(in) == 0);
+                return;
+            }
+        }
+    }
+}
+
+static void start_tunnel(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    p->state = P_TUNNEL;
+    r->c->state = SL_CONN_TUNNEL;
+    bufferevent_set_timeouts(p->uc->bev, NULL, NULL);
+    bufferevent_set_timeouts(r->c->bev, NULL, NULL);
+    bufferevent_setwatermark(p->uc->bev, EV_READ, 0, 0);
+    struct evbuffer *cin = bufferevent_get_input(r->c->bev);
+    evbuffer_add_buffer(bufferevent_get_output(p->uc->bev), cin);
+    evbuffer_add_buffer(bufferevent_get_output(r->c->bev), bufferevent_get_input(p->uc->bev));
+    bufferevent_enable(r->c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(p->uc->bev, EV_READ | EV_WRITE);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    sl_proxy_t *p = arg;
+    sl_req_t *r = p->r;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (p->state == P_TUNNEL) {
+        evbuffer_add_buffer(bufferevent_get_output(r->c->bev), in);
+        return;
+    }
+    while (p->state == P_HEAD) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        p->resp_bytes = 1;
+        size_t want = avail < SL_UPSTREAM_HEAD_MAX ? avail : SL_UPSTREAM_HEAD_MAX;
+        char *d = (char *)evbuffer_pullup(in, (ev_ssize_t)want);
+        p->rh.headers = p->rhdrs;
+        p->rh.num_headers = RESP_MAX_HEADERS;
+        int rc = sl_http_parse_response(d, want, &p->rh, SL_UPSTREAM_HEAD_MAX);
+        if (rc == SL_AGAIN) {
+            if (want >= SL_UPSTREAM_HEAD_MAX)
+                proxy_fail(p, 502, "upstream sent too big header while reading response header from upstream", 0);
+            return;
+        }
+        if (rc < 0) {
+            proxy_fail(p, 502, "upstream sent invalid header while reading response header from upstream", 0);
+            return;
+        }
+        if (p->rh.status >= 100 && p->rh.status < 200 && p->rh.status != 101) {
+            evbuffer_drain(in, (size_t)rc);
+            continue;
+        }
+        int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+        if (sl_http_response_validate(&p->rh, is_head, &p->ri) != SL_OK) {
+            proxy_fail(p, 502, "upstream sent invalid response framing while reading response header from upstream", 0);
+            return;
+        }
+        if (p->rh.status == 101 && !r->info.upgrade) {
+            proxy_fail(p, 502, "upstream switched protocols without an upgrade request", 0);
+            return;
+        }
+        /* the views point into the pulled-up input: emit the head before draining */
+        send_response_head(p);
+        evbuffer_drain(in, (size_t)rc);
+        if (p->rh.status == 101) {
+            start_tunnel(p);
+            return;
+        }
+        p->state = P_BODY;
+        if (p->ri.chunked)
+            sl_http_chunked_init(&p->rchunk, 64 * 1024);
+        p->remaining = p->ri.content_length;
+        if (p->ri.no_body || (!p->ri.chunked && !p->ri.close_delimited && p->remaining <= 0)) {
+            response_complete(p, evbuffer_get_length(in) == 0);
+            return;
+        }
+    }
+    if (p->state == P_BODY)
+        pump_response(p);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    sl_proxy_t *p = arg;
+    if (p->state != P_TUNNEL && !p->r->body_done)
+        pump_body(p);
+}
+
+void sl_proxy_client_drained(sl_req_t *r)
+{
+    sl_proxy_t *p = r->proxy;
+    if (p->uc == NULL)
+        return;
+    if (p->state == P_BODY) {
+        bufferevent_enable(p->uc->bev, EV_READ);
+        pump_response(p);
+    }
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    sl_proxy_t *p = arg;
+    sl_req_t *r = p->r;
+    if (p->state == P_TUNNEL) {
+        sl_conn_close(r->c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        if (p->state == P_HEAD) {
+            proxy_fail(p, 504,
+                       (what & BEV_EVENT_WRITING)
+                           ? "upstream timed out while sending request to upstream"
+                           : "upstream timed out while reading response header from upstream",
+                       p->idempotent);
+        } else {
+            sl_log_error("upstream timed out while reading upstream, client: %s, upstream: \"%s\"",
+                         r->c->peer_ip, r->service->upstream_addr);
+            sl_conn_close(r->c);
+        }
+        return;
+    }
+    /* EOF or error */
+    if (p->state == P_BODY) {
+        if (p->ri.close_delimited && (what & BEV_EVENT_EOF)) {
+            pump_response(p);
+            if (r->proxy == p && p->state == P_BODY)
+                response_complete(p, 0);
+            return;
+        }
+        /* drain whatever arrived before the close, then cut the client */
+        pump_response(p);
+        if (r->proxy == p && p->state == P_BODY) {
+            sl_log_error("upstream prematurely closed connection while reading upstream, "
+                         "client: %s, upstream: \"%s\"",
+                         r->c->peer_ip, r->service->upstream_addr);
+            sl_conn_close(r->c);
+        }
+        return;
+    }
+    if (p->state == P_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        up_read_cb(bev, p);
+    if (r->proxy != p || p->state != P_HEAD)
+        return;
+    proxy_fail(p, 502,
+               (what & BEV_EVENT_EOF)
+                   ? "upstream prematurely closed connection while reading response header from upstream"
+                   : "recv() failed while reading response header from upstream",
+               1);
+}

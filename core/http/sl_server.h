@@ -1,0 +1,208 @@
+/*
+ * sl_server.h: the worker's HTTP/1.1 server and reverse proxy.
+ *
+ * One sl_conn_t per client connection (a bufferevent), at most one sl_req_t in flight on it
+ * (pipelined requests wait in the input buffer), and for a proxied request one sl_proxy_t
+ * that owns an upstream connection (sl_upconn_t) taken from the worker's keepalive pool.
+ * Ownership: the worker owns its connections; a connection owns its request; a request owns
+ * its proxy; a proxy owns its upstream connection until it hands it back to the pool.
+ * Everything here runs on the worker's single event_base: no locks.
+ */
+#ifndef SL_SERVER_H
+#define SL_SERVER_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <lua.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "conf/sl_conf.h"
+#include "conf/sl_decl.h"
+#include "http/sl_http_parse.h"
+#include "http/sl_http_request.h"
+#include "http/sl_router.h"
+#include "sl_core.h"
+
+typedef struct sl_worker_s sl_worker_t;
+typedef struct sl_conn_s sl_conn_t;
+typedef struct sl_req_s sl_req_t;
+typedef struct sl_proxy_s sl_proxy_t;
+typedef struct sl_upconn_s sl_upconn_t;
+
+/* An idle or busy connection to an upstream. */
+struct sl_upconn_s {
+    sl_worker_t *w;
+    struct bufferevent *bev;
+    char *key;             /* "host:port|tls|sni|verify": what may reuse it */
+    unsigned requests;     /* requests sent on it */
+    uint64_t idle_since_ms;
+    struct event *idle_timer;
+    TAILQ_ENTRY(sl_upconn_s) link;
+};
+TAILQ_HEAD(sl_upconn_list_s, sl_upconn_s);
+
+typedef struct {
+    struct sl_upconn_list_s idle;
+    size_t nidle;
+} sl_upstream_pool_t;
+
+typedef struct {
+    int fd;                /* -1 when off */
+    char *buf;
+    size_t len, cap;
+    struct event *flush_timer;
+} sl_access_log_t;
+
+typedef struct {
+    sl_worker_t *w;
+    int fd;
+    int ssl;
+    int admin;
+    unsigned port;
+    struct evconnlistener *ev;
+} sl_listener_t;
+
+struct sl_worker_s {
+    struct event_base *base;
+    struct evdns_base *dns;
+    sl_conf_t *conf;
+    sl_decl_t *decl;
+    lua_State *L;
+    SSL_CTX *up_ssl;
+    sl_http_limits_t limits;
+    size_t read_hwm;
+    int index;
+    int quitting;
+    sl_listener_t *listeners;
+    size_t nlisteners;
+    TAILQ_HEAD(, sl_conn_s) conns;
+    size_t nconns;
+    sl_upstream_pool_t pool;
+    sl_access_log_t alog;
+    uint64_t total_requests;
+    struct event *quit_timer;
+};
+
+enum {
+    SL_CONN_HEAD = 0,   /* waiting for (more of) a request head */
+    SL_CONN_ACTIVE,     /* a request is being handled */
+    SL_CONN_LINGER,     /* response sent, discarding input before close */
+    SL_CONN_TUNNEL      /* 101 Switching Protocols: bytes flow both ways */
+};
+
+struct sl_conn_s {
+    sl_worker_t *w;
+    struct bufferevent *bev;
+    int state;
+    unsigned requests;
+    size_t last_len;
+    int close_after;       /* close once the current response is flushed */
+    int head_started;      /* bytes of a head have arrived (header timeout runs) */
+    struct event *timer;   /* header / keepalive / linger deadline */
+    sl_req_t *req;
+    char peer_ip[64];
+    unsigned peer_port;
+    unsigned local_port;
+    int ssl;
+    int admin;             /* accepted on admin_listen */
+    TAILQ_ENTRY(sl_conn_s) link;
+};
+
+enum { SL_BODY_NONE = 0, SL_BODY_LENGTH, SL_BODY_CHUNKED };
+
+struct sl_req_s {
+    sl_conn_t *c;
+    char *head;            /* owned copy of the head bytes; every view points into it */
+    size_t head_len;
+    sl_http_req_head_t h;
+    sl_header_t *headers;  /* owned, limits.max_headers entries */
+    sl_http_request_info_t info;
+    uint64_t start_us;
+    char id[33];
+
+    /* body from the client */
+    int body_kind;
+    int64_t body_remaining;
+    uint64_t body_received;
+    sl_http_chunked_t chunked;
+    int body_done;
+    int sent_continue;
+
+    /* routing */
+    char *norm;            /* router scratch: the normalized path */
+    sl_router_match_t match;
+    const sl_route_t *route;
+    const sl_service_t *service;
+
+    /* response */
+    int status;
+    uint64_t bytes_sent;   /* body bytes sent to the client */
+    int response_started;  /* head handed to the client */
+    int response_done;     /* the whole response is in the output buffer */
+    int keepalive;
+    uint64_t upstream_latency_ms, proxy_latency_ms;
+    sl_proxy_t *proxy;
+};
+
+/* sl_http_server.c */
+void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int socklen, void *arg);
+void sl_conn_close(sl_conn_t *c);
+void sl_server_close_idle(sl_worker_t *w);
+/* The request's response is entirely in the client's output buffer (or failed). */
+void sl_req_response_done(sl_req_t *r);
+/* Reads request body bytes from the client input into dst (NULL: discard), re-encoding as
+ * chunked when chunked_out. Returns SL_OK (more to come), SL_DONE, or SL_ERROR (*status). */
+int sl_req_body_pump(sl_req_t *r, struct evbuffer *dst, int chunked_out, size_t max_out,
+                     int *status);
+/* Sends a Kong-style error (format from Accept / Content-Type / error_default_type unless
+ * json_default) and closes the connection afterwards when close is set. */
+void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_default,
+                       int close_conn);
+/* Appends the headers every response Sluice sends carries (Date, Server, request id). */
+void sl_req_add_common_headers(sl_req_t *r, struct evbuffer *out, int generated);
+void sl_access_log_write(sl_worker_t *w, sl_req_t *r);
+void sl_access_log_flush(sl_worker_t *w);
+uint64_t sl_now_us(void);
+/* Writes what the bufferevent's output holds right away (plain sockets only). When all of
+ * it went out, EV_WRITE is disabled so libevent's changelist cancels the add/delete pair it
+ * would otherwise make per response; else EV_WRITE stays on and the bufferevent writes the
+ * rest. Code that queues output without calling this must enable EV_WRITE itself. */
+void sl_bev_write_now(struct bufferevent *bev);
+/* Appends "<name><decimal v>\r\n" without printf (name includes ": "). */
+void sl_evbuffer_add_header_u64(struct evbuffer *b, const char *name, size_t name_len,
+                                uint64_t v);
+#define SL_EVB_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
+#define SL_EVB_STR(b, s) evbuffer_add((b), (s).data, (s).len)
+#define SL_EVB_HEADER_U64(b, lit, v) sl_evbuffer_add_header_u64((b), (lit), sizeof(lit) - 1, (v))
+const char *sl_http_date(void);
+const char *sl_status_reason(int status);
+
+/* sl_proxy.c */
+void sl_proxy_start(sl_req_t *r);
+void sl_proxy_client_readable(sl_req_t *r);  /* more request body arrived */
+void sl_proxy_client_drained(sl_req_t *r);   /* client output fell under the low mark */
+void sl_proxy_free(sl_proxy_t *p);
+
+/* sl_upstream.c */
+typedef void (*sl_upstream_connect_cb)(void *arg, sl_upconn_t *uc, int error, const char *msg);
+/* Returns a pooled connection at once (cb is not called, *out set, returns SL_OK) or starts
+ * connecting (returns SL_AGAIN; cb runs later, exactly once, unless sl_upstream_cancel). */
+int sl_upstream_get(sl_worker_t *w, const sl_service_t *s, const char *sni, int timeout_ms,
+                    sl_upstream_connect_cb cb, void *arg, sl_upconn_t **out, void **handle);
+void sl_upstream_cancel(void *handle);
+void sl_upstream_release(sl_worker_t *w, sl_upconn_t *uc, int reusable);
+void sl_upstream_pool_close_all(sl_worker_t *w);
+int sl_upstream_ssl_init(sl_worker_t *w, char *err, size_t errlen);
+
+#define SL_CLIENT_OUT_HIGH (256 * 1024)
+#define SL_CLIENT_OUT_LOW (64 * 1024)
+#define SL_UPSTREAM_IN_HIGH (256 * 1024)
+#define SL_UPSTREAM_HEAD_MAX (64 * 1024)
+
+#endif
