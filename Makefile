@@ -55,10 +55,12 @@ asan: build/sluice-asan
 
 ctest: $(TEST_BINS)
 
-build/fuzz/fuzz_http_parse: core/fuzz/fuzz_http_parse.c $(filter core/http/sl_http_%,$(LIB_SRCS)) $(HDRS)
+PARSER_SRCS := core/http/sl_http_parse.c core/http/sl_http_request.c
+
+build/fuzz/fuzz_http_parse: core/fuzz/fuzz_http_parse.c $(PARSER_SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -Icore -g -O1 -fsanitize=fuzzer,address,undefined \
-	    $< $(filter core/http/sl_http_%,$(LIB_SRCS)) -o $@
+	    $< $(PARSER_SRCS) -o $@
 
 # `make fuzz` runs until stopped (FUZZ_SECONDS to bound it); `make test` runs a bounded smoke.
 FUZZ_SECONDS ?= 0
