@@ -726,7 +726,8 @@ static void handle_request(sl_req_t *r)
         sl_req_send_error(r, status, NULL, 0, 1);
         return;
     }
-    r->keepalive = r->info.keepalive;
+    r->keepalive = r->info.keepalive && !w->quitting &&
+                   (int)c->requests + 1 < w->conf->keepalive_requests;
     if (r->info.chunked) {
         r->body_kind = SL_BODY_CHUNKED;
         sl_http_chunked_init(&r->chunked, w->limits.max_header_bytes);

@@ -300,7 +300,10 @@ static void pump_body(sl_proxy_t *p)
     }
     evbuffer_add_buffer(out, tmp);
     evbuffer_free(tmp);
-    bufferevent_enable(p->uc->bev, EV_WRITE);
+    /* EV_WRITE only while there is something to write: an enabled write event on an empty
+     * buffer fires forever, and re-enabling the client's read would restart its timeout */
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(p->uc->bev, EV_WRITE);
     if (rc == SL_ERROR) {
         sl_log_info("client sent an invalid or too large body (%d), client: %s", status,
                     r->c->peer_ip);
@@ -314,7 +317,7 @@ static void pump_body(sl_proxy_t *p)
     }
     if (evbuffer_get_length(out) >= SL_UPSTREAM_IN_HIGH)
         bufferevent_disable(r->c->bev, EV_READ);
-    else
+    else if (!(bufferevent_get_enabled(r->c->bev) & EV_READ))
         bufferevent_enable(r->c->bev, EV_READ);
 }
 
@@ -456,6 +459,8 @@ static void send_response_head(sl_proxy_t *p)
     r->status = p->rh.status;
 
     int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+    if (!r->body_done)
+        r->keepalive = 0; /* the upstream answered before the whole body arrived */
     if (p->rh.status == 101) {
         r->keepalive = 0;
     } else if (!p->ri.no_body && !is_head && (p->ri.chunked || p->ri.close_delimited)) {
@@ -546,7 +551,7 @@ static void response_complete(sl_proxy_t *p, int reusable)
     sl_proxy_free(p);
     if (!r->body_done)
         r->keepalive = 0;
-    if (r->c->state == SL_CONN_ACTIVE)
+    if (r->c->state == SL_CONN_ACTIVE && !(bufferevent_get_enabled(c->bev) & EV_READ))
         bufferevent_enable(c->bev, EV_READ);
     sl_req_response_done(r);
 }
@@ -560,13 +565,13 @@ static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
     if (p->out_chunked)
         evbuffer_add(out, "\r\n", 2);
     p->r->bytes_sent += len;
+    bufferevent_enable(p->r->c->bev, EV_WRITE);
 }
 
 /* Moves response body bytes down while the client keeps up. */
 static void pump_response(sl_proxy_t *p)
 {
     sl_req_t *r = p->r;
-    bufferevent_enable(r->c->bev, EV_WRITE);
     struct evbuffer *in = bufferevent_get_input(p->uc->bev);
     struct evbuffer *out = bufferevent_get_output(r->c->bev);
     for (;;) {
@@ -615,6 +620,7 @@ static void pump_response(sl_proxy_t *p)
         } else {
             evbuffer_remove_buffer(in, out, n);
             r->bytes_sent += n;
+            bufferevent_enable(r->c->bev, EV_WRITE);
         }
         if (!p->ri.close_delimited) {
             p->remaining -= (int64_t)n;
