@@ -57,6 +57,12 @@ const char *sl_lua_root(void)
                 snprintf(root_dir, sizeof(root_dir), "%s", exe);
                 return root_dir;
             }
+            /* installed: <prefix>/bin/sluice -> <prefix>/share/sluice */
+            snprintf(probe, sizeof(probe), "%s/share/sluice/lua/sluice", exe);
+            if (is_dir(probe) && strlen(exe) + 14 < sizeof(root_dir)) {
+                snprintf(root_dir, sizeof(root_dir), "%s/share/sluice", exe);
+                return root_dir;
+            }
         }
     }
     snprintf(root_dir, sizeof(root_dir), "%s", SL_SHARE_DIR);
