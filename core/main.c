@@ -168,40 +168,46 @@ static int cmd_start(const cli_t *cli)
         fclose(f);
     }
 
+    sl_master_t m = {.conf_path = conf_path, .prefix = strdup(conf->prefix), .conf = conf,
+                     .decl = decl, .L = L, .ready_fd = -1};
+    int rc = 1;
     int level = sl_log_level_parse(conf->log_level ? conf->log_level : "notice");
     char *elog = sl_conf_prefixed(conf, conf->proxy_error_log ? conf->proxy_error_log
                                                               : "logs/error.log");
     if (sl_log_open(elog, level < 0 ? SL_LOG_NOTICE : level) != SL_OK) {
         fprintf(stderr, "Error: cannot open error log %s: %s\n", elog, strerror(errno));
         free(elog);
+        sl_master_dispose(&m);
         return 1;
     }
     free(elog);
 
-    sl_master_t m = {.conf_path = conf_path, .prefix = strdup(conf->prefix), .conf = conf,
-                     .decl = decl, .L = L, .ready_fd = -1};
     int daemon = conf->daemon && !cli->foreground;
     if (!daemon) {
         printf("Sluice started (foreground, prefix %s)\n", m.prefix);
         fflush(stdout);
-        int rc = sl_master_run(&m, err, sizeof(err));
+        rc = sl_master_run(&m, err, sizeof(err));
         if (rc != 0)
             fprintf(stderr, "Error: %s\n", err);
+        sl_master_dispose(&m);
         return rc;
     }
     int pfd[2], efd[2];
     if (pipe(pfd) < 0 || pipe(efd) < 0) {
         fprintf(stderr, "Error: pipe() failed: %s\n", strerror(errno));
+        sl_master_dispose(&m);
         return 1;
     }
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "Error: fork() failed: %s\n", strerror(errno));
+        sl_master_dispose(&m);
         return 1;
     }
     if (pid > 0) {
         close(pfd[1]);
         close(efd[1]);
+        sl_master_dispose(&m);
         struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
         int ok = poll(&pf, 1, 15000) == 1;
         char c = 0;
@@ -228,11 +234,13 @@ static int cmd_start(const cli_t *cli)
     }
     dup2(sl_log_fd(), 2);
     m.ready_fd = pfd[1];
-    int rc = sl_master_run(&m, err, sizeof(err));
+    rc = sl_master_run(&m, err, sizeof(err));
     if (rc != 0) {
         ssize_t w = write(efd[1], err, strlen(err));
         (void)w;
     }
+    sl_master_dispose(&m);
+    sl_log_close();
     return rc;
 }
 

@@ -297,10 +297,9 @@ void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_de
     evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, sl_status_reason(status));
     sl_req_add_common_headers(r, out, 1);
     evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %d\r\nConnection: %s\r\n", ctype,
-                        n, r->keepalive ? "keep-alive" : "close");
-    if (status == 426) {
-        evbuffer_add_printf(out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
-    }
+                        n, status == 426 ? "Upgrade" : r->keepalive ? "keep-alive" : "close");
+    if (status == 426)
+        SL_EVB_LIT(out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
     evbuffer_add(out, "\r\n", 2);
     int is_head = r->head != NULL && sl_str_eq(r->h.method, SL_STR("HEAD"));
     if (!is_head) {

@@ -28,6 +28,9 @@ struct sl_proxy_s {
     int reused;
     int idempotent;
     int sent;                   /* bytes of the request went out on this try */
+    int up_eof;                 /* the upstream closed (or failed): no more input */
+    char sni[256];              /* TLS server name when it is not the service host */
+    int up_error;               /* ... and it was an error, not a clean close */
     struct evbuffer *head;      /* the upstream request head, kept for retries */
     struct evbuffer *replay;    /* request body bytes sent so far, while <= REPLAY_MAX */
     int replayable;
@@ -248,7 +251,8 @@ static void set_client_body_timeout(sl_req_t *r, int on)
 }
 
 /* Fails the request with status unless it can be tried again. */
-static void proxy_fail(sl_proxy_t *p, int status, const char *msg, int retry_ok)
+static void proxy_fail(sl_proxy_t *p, int status, const char *msg, int retry_ok,
+                       const char *client_msg)
 {
     sl_req_t *r = p->r;
     sl_log_error("%s, client: %s, server: sluice, request: \"%.*s %.*s\", upstream: \"%s\"", msg,
@@ -270,7 +274,8 @@ static void proxy_fail(sl_proxy_t *p, int status, const char *msg, int retry_ok)
         return;
     }
     sl_proxy_free(p);
-    sl_req_send_error(r, status, NULL, 0, 0);
+    /* Kong answers its balancer failures (DNS) with kong.response.error: JSON by default */
+    sl_req_send_error(r, status, client_msg, client_msg != NULL, 0);
 }
 
 /* Moves request body bytes up, bounded by the upstream output buffer. */
@@ -329,6 +334,8 @@ static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
     p->t_connected_us = sl_now_us();
     p->state = P_HEAD;
     p->resp_bytes = 0;
+    p->up_eof = 0;
+    p->up_error = 0;
     p->sent = 1;
     uc->requests++;
     bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, p);
@@ -364,7 +371,8 @@ static void connect_cb(void *arg, sl_upconn_t *uc, int error, const char *msg)
     p->connecting = NULL;
     if (error) {
         int status = error == SL_UP_ERR_TIMEOUT ? 504 : error == SL_UP_ERR_DNS ? 503 : 502;
-        proxy_fail(p, status, msg, error != SL_UP_ERR_DNS);
+        proxy_fail(p, status, msg, error != SL_UP_ERR_DNS,
+                   error == SL_UP_ERR_DNS ? "name resolution failed" : NULL);
         return;
     }
     on_connected(p, uc);
@@ -378,8 +386,8 @@ static void try_connect(sl_proxy_t *p)
     p->reused = 0;
     p->sent = 0;
     sl_upconn_t *uc = NULL;
-    int rc = sl_upstream_get(p->w, s, s->host, s->connect_timeout, connect_cb, p, &uc,
-                             &p->connecting);
+    int rc = sl_upstream_get(p->w, s, p->sni[0] ? p->sni : s->host, s->connect_timeout,
+                             connect_cb, p, &uc, &p->connecting);
     if (rc == SL_OK) {
         p->reused = 1;
         on_connected(p, uc);
@@ -408,6 +416,21 @@ void sl_proxy_start(sl_req_t *r)
         sl_proxy_free(p);
         sl_req_send_error(r, 414, NULL, 0, 1);
         return;
+    }
+    if (r->service->tls && r->route->preserve_host) {
+        /* Kong sends the preserved Host (without its port) as SNI and verifies against it */
+        const sl_str_t *host = req_header(r, SL_STR("host"));
+        sl_str_t h = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR);
+        size_t n = h.len;
+        if (n > 0 && h.data[0] != '[') {
+            const char *colon = memchr(h.data, ':', h.len);
+            if (colon)
+                n = (size_t)(colon - h.data);
+        }
+        if (n > 0 && n < sizeof(p->sni)) {
+            memcpy(p->sni, h.data, n);
+            p->sni[n] = '\0';
+        }
     }
     p->t_first_try_us = sl_now_us();
     r->proxy_latency_ms = (p->t_first_try_us - r->start_us) / 1000;
@@ -479,10 +502,14 @@ static void send_response_head(sl_proxy_t *p)
     SL_EVB_STR(out, p->rh.reason);
     SL_EVB_LIT(out, "\r\n");
     int has_server = 0, has_date = 0;
-    const sl_str_t *via = NULL;
+    const sl_str_t *via = NULL, *conn = NULL;
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        if (sl_str_case_eq(p->rh.headers[i].name, SL_STR("connection")))
+            conn = &p->rh.headers[i].value;
+    }
     for (size_t i = 0; i < p->rh.num_headers; i++) {
         sl_header_t *h = &p->rh.headers[i];
-        if (skip_resp_header(p, h->name))
+        if (skip_resp_header(p, h->name) || in_connection_tokens(conn, h->name))
             continue;
         if (sl_str_case_eq(h->name, SL_STR("via")) && (hdrs & SL_HDR_VIA)) {
             via = &h->value;
@@ -568,8 +595,25 @@ static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
     bufferevent_enable(p->r->c->bev, EV_WRITE);
 }
 
-/* Moves response body bytes down while the client keeps up. */
-static void pump_response(sl_proxy_t *p)
+/* The response cannot be completed (the upstream broke off mid-body): stop proxying, send
+ * what is already queued, then close, so the client sees a truncated response, not a
+ * hang and not a silent drop. The proxy is gone afterwards and maybe the request too. */
+static void abort_to_client(sl_proxy_t *p, const char *msg)
+{
+    sl_req_t *r = p->r;
+    sl_log_error("%s, client: %s, server: sluice, request: \"%.*s %.*s\", upstream: \"%s\"", msg,
+                 r->c->peer_ip, (int)r->h.method.len, r->h.method.data, (int)r->h.path.len,
+                 r->h.path.data, r->service->upstream_addr);
+    sl_proxy_free(p);
+    r->keepalive = 0;
+    r->c->close_after = 1;
+    bufferevent_disable(r->c->bev, EV_READ);
+    sl_req_response_done(r);
+}
+
+/* Moves response body bytes down while the client keeps up. Returns 1 while the proxy is
+ * still working, 0 once it is gone (complete or aborted; the request may be gone too). */
+static int pump_response(sl_proxy_t *p)
 {
     sl_req_t *r = p->r;
     struct evbuffer *in = bufferevent_get_input(p->uc->bev);
@@ -577,39 +621,43 @@ static void pump_response(sl_proxy_t *p)
     for (;;) {
         if (evbuffer_get_length(out) >= SL_CLIENT_OUT_HIGH) {
             bufferevent_disable(p->uc->bev, EV_READ);
-            return;
+            return 1;
         }
         size_t avail = evbuffer_get_length(in);
+        if (avail == 0) {
+            if (!p->up_eof)
+                return 1;
+            if (p->ri.close_delimited && !p->up_error) {
+                response_complete(p, 0);
+                return 0;
+            }
+            abort_to_client(p, "upstream prematurely closed connection while reading upstream");
+            return 0;
+        }
         if (p->ri.chunked) {
-            if (avail == 0)
-                return;
             size_t want = avail < 16384 ? avail : 16384;
             const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
             size_t consumed = 0, off = 0, plen = 0;
             int rc = sl_http_chunked_parse(&p->rchunk, d, want, &consumed, &off, &plen);
             if (rc == SL_ERROR) {
-                sl_log_error("upstream sent invalid chunked response, client: %s, upstream: \"%s\"",
-                             r->c->peer_ip, r->service->upstream_addr);
-                sl_conn_close(r->c);
-                return;
+                abort_to_client(p, "upstream sent invalid chunked response");
+                return 0;
             }
             if (plen > 0)
                 body_to_client(p, d + off, plen);
             evbuffer_drain(in, consumed);
             if (rc == SL_DONE) {
-                response_complete(p, evbuffer_get_length(in) == 0);
-                return;
+                response_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+                return 0;
             }
             if (consumed == 0) {
-                if (want == avail)
-                    return;
-                sl_conn_close(r->c);
-                return;
+                if (want == avail && !p->up_eof)
+                    return 1;
+                abort_to_client(p, "upstream sent invalid chunked response");
+                return 0;
             }
             continue;
         }
-        if (avail == 0)
-            return;
         size_t n = avail;
         if (!p->ri.close_delimited && (uint64_t)p->remaining < n)
             n = (size_t)p->remaining;
@@ -625,8 +673,8 @@ static void pump_response(sl_proxy_t *p)
         if (!p->ri.close_delimited) {
             p->remaining -= (int64_t)n;
             if (p->remaining == 0) {
-                response_complete(p, evbuffer_get_length(in) == 0);
-                return;
+                response_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+                return 0;
             }
         }
     }
@@ -647,19 +695,20 @@ static void start_tunnel(sl_proxy_t *p)
     bufferevent_enable(p->uc->bev, EV_READ | EV_WRITE);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+/* Handles what the upstream sent: the head, then body bytes. Returns 1 while the proxy is
+ * still working, 0 once it is gone. */
+static int upstream_input(sl_proxy_t *p)
 {
-    sl_proxy_t *p = arg;
     sl_req_t *r = p->r;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = bufferevent_get_input(p->uc->bev);
     if (p->state == P_TUNNEL) {
         evbuffer_add_buffer(bufferevent_get_output(r->c->bev), in);
-        return;
+        return 1;
     }
     while (p->state == P_HEAD) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
-            return;
+            return 1;
         p->resp_bytes = 1;
         size_t want = avail < SL_UPSTREAM_HEAD_MAX ? avail : SL_UPSTREAM_HEAD_MAX;
         char *d = (char *)evbuffer_pullup(in, (ev_ssize_t)want);
@@ -667,13 +716,14 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         p->rh.num_headers = RESP_MAX_HEADERS;
         int rc = sl_http_parse_response(d, want, &p->rh, SL_UPSTREAM_HEAD_MAX);
         if (rc == SL_AGAIN) {
-            if (want >= SL_UPSTREAM_HEAD_MAX)
-                proxy_fail(p, 502, "upstream sent too big header while reading response header from upstream", 0);
-            return;
+            if (want < SL_UPSTREAM_HEAD_MAX)
+                return 1;
+            proxy_fail(p, 502, "upstream sent too big header while reading response header from upstream", 0, NULL);
+            return 0;
         }
         if (rc < 0) {
-            proxy_fail(p, 502, "upstream sent invalid header while reading response header from upstream", 0);
-            return;
+            proxy_fail(p, 502, "upstream sent invalid header while reading response header from upstream", 0, NULL);
+            return 0;
         }
         if (p->rh.status >= 100 && p->rh.status < 200 && p->rh.status != 101) {
             evbuffer_drain(in, (size_t)rc);
@@ -681,31 +731,35 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         }
         int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
         if (sl_http_response_validate(&p->rh, is_head, &p->ri) != SL_OK) {
-            proxy_fail(p, 502, "upstream sent invalid response framing while reading response header from upstream", 0);
-            return;
+            proxy_fail(p, 502, "upstream sent invalid response framing while reading response header from upstream", 0, NULL);
+            return 0;
         }
         if (p->rh.status == 101 && !r->info.upgrade) {
-            proxy_fail(p, 502, "upstream switched protocols without an upgrade request", 0);
-            return;
+            proxy_fail(p, 502, "upstream switched protocols without an upgrade request", 0, NULL);
+            return 0;
         }
         /* the views point into the pulled-up input: emit the head before draining */
         send_response_head(p);
         evbuffer_drain(in, (size_t)rc);
         if (p->rh.status == 101) {
             start_tunnel(p);
-            return;
+            return 1;
         }
         p->state = P_BODY;
         if (p->ri.chunked)
             sl_http_chunked_init(&p->rchunk, 64 * 1024);
         p->remaining = p->ri.content_length;
         if (p->ri.no_body || (!p->ri.chunked && !p->ri.close_delimited && p->remaining <= 0)) {
-            response_complete(p, evbuffer_get_length(in) == 0);
-            return;
+            response_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+            return 0;
         }
     }
-    if (p->state == P_BODY)
-        pump_response(p);
+    return pump_response(p);
+}
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    upstream_input(arg);
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)
@@ -721,7 +775,8 @@ void sl_proxy_client_drained(sl_req_t *r)
     if (p->uc == NULL)
         return;
     if (p->state == P_BODY) {
-        bufferevent_enable(p->uc->bev, EV_READ);
+        if (!p->up_eof)
+            bufferevent_enable(p->uc->bev, EV_READ);
         pump_response(p);
     }
 }
@@ -731,7 +786,13 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     sl_proxy_t *p = arg;
     sl_req_t *r = p->r;
     if (p->state == P_TUNNEL) {
-        sl_conn_close(r->c);
+        /* one side closed: pass on what is queued, then close */
+        evbuffer_add_buffer(bufferevent_get_output(r->c->bev), bufferevent_get_input(bev));
+        sl_proxy_free(p);
+        r->keepalive = 0;
+        r->c->close_after = 1;
+        r->response_done = 1;
+        sl_req_response_done(r);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
@@ -740,39 +801,26 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                        (what & BEV_EVENT_WRITING)
                            ? "upstream timed out while sending request to upstream"
                            : "upstream timed out while reading response header from upstream",
-                       p->idempotent);
+                       p->idempotent, NULL);
         } else {
-            sl_log_error("upstream timed out while reading upstream, client: %s, upstream: \"%s\"",
-                         r->c->peer_ip, r->service->upstream_addr);
-            sl_conn_close(r->c);
+            abort_to_client(p, "upstream timed out while reading upstream");
         }
         return;
     }
-    /* EOF or error */
-    if (p->state == P_BODY) {
-        if (p->ri.close_delimited && (what & BEV_EVENT_EOF)) {
-            pump_response(p);
-            if (r->proxy == p && p->state == P_BODY)
-                response_complete(p, 0);
+    /* EOF or error: what arrived before it is still ours to deliver */
+    p->up_eof = 1;
+    p->up_error = (what & BEV_EVENT_ERROR) != 0;
+    if (p->state == P_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+        if (!upstream_input(p))
             return;
-        }
-        /* drain whatever arrived before the close, then cut the client */
+    }
+    if (p->state == P_BODY) {
         pump_response(p);
-        if (r->proxy == p && p->state == P_BODY) {
-            sl_log_error("upstream prematurely closed connection while reading upstream, "
-                         "client: %s, upstream: \"%s\"",
-                         r->c->peer_ip, r->service->upstream_addr);
-            sl_conn_close(r->c);
-        }
         return;
     }
-    if (p->state == P_HEAD && evbuffer_get_length(bufferevent_get_input(bev)) > 0)
-        up_read_cb(bev, p);
-    if (r->proxy != p || p->state != P_HEAD)
-        return;
     proxy_fail(p, 502,
                (what & BEV_EVENT_EOF)
                    ? "upstream prematurely closed connection while reading response header from upstream"
                    : "recv() failed while reading response header from upstream",
-               1);
+               1, NULL);
 }

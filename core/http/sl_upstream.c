@@ -133,7 +133,7 @@ static void start_connect(sl_connect_t *ct, struct sockaddr *sa, int salen)
             SSL_set_tlsext_host_name(ssl, ct->sni);
         if (ct->verify) {
             SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-            SSL_set1_host(ssl, ct->host);
+            SSL_set1_host(ssl, ct->sni[0] ? ct->sni : ct->host);
             if (ct->verify_depth >= 0)
                 SSL_set_verify_depth(ssl, ct->verify_depth);
         } else {
@@ -207,6 +207,12 @@ int sl_upstream_get(sl_worker_t *w, const sl_service_t *s, const char *sni, int 
 {
     int verify = s->tls && s->tls_verify == 1;
     const char *key = s->pool_key;
+    char keybuf[600];
+    if (sni != NULL && strcmp(sni, s->host) != 0) {
+        snprintf(keybuf, sizeof(keybuf), "%s:%u|%d|%s|%d", s->host, s->port, s->tls, sni,
+                 verify);
+        key = keybuf;
+    }
     sl_upconn_t *uc;
     TAILQ_FOREACH(uc, &w->pool.idle, link)
     {

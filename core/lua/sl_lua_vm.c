@@ -59,8 +59,10 @@ const char *sl_lua_root(void)
             }
             /* installed: <prefix>/bin/sluice -> <prefix>/share/sluice */
             snprintf(probe, sizeof(probe), "%s/share/sluice/lua/sluice", exe);
-            if (is_dir(probe) && strlen(exe) + 14 < sizeof(root_dir)) {
-                snprintf(root_dir, sizeof(root_dir), "%s/share/sluice", exe);
+            size_t elen = strlen(exe);
+            if (is_dir(probe) && elen + sizeof("/share/sluice") <= sizeof(root_dir)) {
+                memcpy(root_dir, exe, elen);
+                memcpy(root_dir + elen, "/share/sluice", sizeof("/share/sluice"));
                 return root_dir;
             }
         }

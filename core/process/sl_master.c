@@ -38,6 +38,23 @@ static void on_signal(int sig)
     }
 }
 
+void sl_master_dispose(sl_master_t *m)
+{
+    if (m->decl)
+        sl_decl_destroy(m->decl, m->L);
+    if (m->L)
+        lua_close(m->L);
+    if (m->conf)
+        sl_conf_destroy(m->conf);
+    free(m->conf_path);
+    free(m->prefix);
+    m->decl = NULL;
+    m->L = NULL;
+    m->conf = NULL;
+    m->conf_path = NULL;
+    m->prefix = NULL;
+}
+
 static void log_conf_warning(void *ud, const char *msg)
 {
     (void)ud;

@@ -24,6 +24,9 @@ typedef struct {
  * process exit status (0 after a clean stop). Takes ownership of conf, decl and L. */
 int sl_master_run(sl_master_t *m, char *err, size_t errlen);
 
+/* Frees what m owns (conf, decl, VM, strings). */
+void sl_master_dispose(sl_master_t *m);
+
 /* Loads conf_path (NULL = defaults) with the environment, applying prefix_override. */
 sl_conf_t *sl_master_load_conf(const char *conf_path, const char *prefix_override, char *err,
                                size_t errlen);
