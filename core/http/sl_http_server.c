@@ -347,7 +347,7 @@ void sl_access_log_write(sl_worker_t *w, sl_req_t *r)
     int tlen = (int)(r->h.target.len > 1024 ? 1024 : r->h.target.len);
     int n = snprintf(line, sizeof(line),
                      "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f\n",
-                     r->c->peer_ip, tbuf, (int)r->h.method.len, r->h.method.data, tlen,
+                     r->client_ip[0] ? r->client_ip : r->c->peer_ip, tbuf, (int)r->h.method.len, r->h.method.data, tlen,
                      r->h.target.data, r->h.minor_version, r->status,
                      (unsigned long long)r->bytes_sent, ref ? (int)(ref->len > 256 ? 256 : ref->len) : 1,
                      ref ? ref->data : "-", ua ? (int)(ua->len > 256 ? 256 : ua->len) : 1,
@@ -475,6 +475,7 @@ void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     } else {
         snprintf(c->peer_ip, sizeof(c->peer_ip), "unix:");
     }
+    c->trusted = sl_cidr_match_text(w->trusted, w->ntrusted, c->peer_ip, strlen(c->peer_ip));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -716,6 +717,53 @@ static void route_request(sl_req_t *r)
     sl_proxy_start(r);
 }
 
+static int valid_ip(const char *s, size_t len)
+{
+    char buf[64];
+    unsigned char a[16];
+    if (len == 0 || len >= sizeof(buf))
+        return 0;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1;
+}
+
+/* nginx's realip as Kong configures it: from a trusted peer, the client address is taken
+ * from real_ip_header (for X-Forwarded-For the last entry, or with real_ip_recursive the
+ * last one that is not itself trusted). */
+static void set_client_ip(sl_req_t *r)
+{
+    sl_conn_t *c = r->c;
+    sl_worker_t *w = c->w;
+    snprintf(r->client_ip, sizeof(r->client_ip), "%s", c->peer_ip);
+    const char *hn = w->conf->real_ip_header;
+    if (!c->trusted || hn == NULL || hn[0] == '\0' || strcmp(hn, "proxy_protocol") == 0)
+        return;
+    const sl_str_t *v = find_header(r, (sl_str_t){hn, strlen(hn)});
+    if (v == NULL)
+        return;
+    const char *end = v->data + v->len;
+    for (;;) {
+        const char *item_end = end;
+        while (item_end > v->data && (item_end[-1] == ' ' || item_end[-1] == '\t'))
+            item_end--;
+        const char *item = item_end;
+        while (item > v->data && item[-1] != ',')
+            item--;
+        const char *start = item;
+        while (start < item_end && (*start == ' ' || *start == '\t'))
+            start++;
+        size_t len = (size_t)(item_end - start);
+        if (!valid_ip(start, len))
+            return;
+        snprintf(r->client_ip, sizeof(r->client_ip), "%.*s", (int)len, start);
+        if (!w->conf->real_ip_recursive || item == v->data ||
+            !sl_cidr_match_text(w->trusted, w->ntrusted, start, len))
+            return;
+        end = item - 1;
+    }
+}
+
 static void handle_request(sl_req_t *r)
 {
     sl_conn_t *c = r->c;
@@ -725,6 +773,7 @@ static void handle_request(sl_req_t *r)
         sl_req_send_error(r, status, NULL, 0, 1);
         return;
     }
+    set_client_ip(r);
     r->keepalive = r->info.keepalive && !w->quitting &&
                    (int)c->requests + 1 < w->conf->keepalive_requests;
     if (r->info.chunked) {

@@ -166,19 +166,27 @@ static int build_head(sl_proxy_t *p)
     } else {
         evbuffer_add(b, "Connection: keep-alive\r\n", 24);
     }
-    size_t iplen = strlen(c->peer_ip);
+    size_t iplen = strlen(r->client_ip);
     SL_EVB_LIT(b, "X-Real-IP: ");
-    evbuffer_add(b, c->peer_ip, iplen);
+    evbuffer_add(b, r->client_ip, iplen);
     SL_EVB_LIT(b, "\r\nX-Forwarded-For: ");
     if (xff) {
         SL_EVB_STR(b, *xff);
         SL_EVB_LIT(b, ", ");
     }
-    evbuffer_add(b, c->peer_ip, iplen);
-    if (c->ssl)
-        SL_EVB_LIT(b, "\r\nX-Forwarded-Proto: https\r\n");
-    else
-        SL_EVB_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
+    evbuffer_add(b, r->client_ip, iplen);
+    SL_EVB_LIT(b, "\r\n");
+    /* a trusted peer's own X-Forwarded-* values are kept, as Kong does */
+    const sl_str_t *fwd;
+    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
+        SL_EVB_LIT(b, "X-Forwarded-Proto: ");
+        SL_EVB_STR(b, *fwd);
+        SL_EVB_LIT(b, "\r\n");
+    } else if (c->ssl) {
+        SL_EVB_LIT(b, "X-Forwarded-Proto: https\r\n");
+    } else {
+        SL_EVB_LIT(b, "X-Forwarded-Proto: http\r\n");
+    }
     sl_str_t fh = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR);
     size_t fhl = fh.len;
     if (fhl > 0 && fh.data[0] != '[') {
@@ -186,16 +194,34 @@ static int build_head(sl_proxy_t *p)
         if (colon)
             fhl = (size_t)(colon - fh.data);
     }
+    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-host"))) != NULL) {
+        fh = *fwd;
+        fhl = fh.len;
+    }
     SL_EVB_LIT(b, "X-Forwarded-Host: ");
     evbuffer_add(b, fh.data, fhl);
     SL_EVB_LIT(b, "\r\n");
-    SL_EVB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
+    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
+        SL_EVB_LIT(b, "X-Forwarded-Port: ");
+        SL_EVB_STR(b, *fwd);
+        SL_EVB_LIT(b, "\r\n");
+    } else {
+        SL_EVB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
+    }
+    fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-path")) : NULL;
     SL_EVB_LIT(b, "X-Forwarded-Path: ");
-    SL_EVB_STR(b, r->h.path);
+    SL_EVB_STR(b, fwd ? *fwd : r->h.path);
     SL_EVB_LIT(b, "\r\n");
-    if (r->match.strip_path && r->match.match_len > 1 && r->match.path.data)
-        evbuffer_add_printf(b, "X-Forwarded-Prefix: %.*s\r\n", (int)r->match.match_len,
-                            r->match.path.data);
+    fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-prefix")) : NULL;
+    if (fwd != NULL) {
+        SL_EVB_LIT(b, "X-Forwarded-Prefix: ");
+        SL_EVB_STR(b, *fwd);
+        SL_EVB_LIT(b, "\r\n");
+    } else if (r->match.strip_path && r->match.match_len > 1 && r->match.path.data) {
+        SL_EVB_LIT(b, "X-Forwarded-Prefix: ");
+        evbuffer_add(b, r->match.path.data, r->match.match_len);
+        SL_EVB_LIT(b, "\r\n");
+    }
     if (hdrs & SL_HDR_VIA) {
         if (via)
             evbuffer_add_printf(b, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,

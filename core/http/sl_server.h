@@ -26,6 +26,7 @@
 #include "http/sl_http_parse.h"
 #include "http/sl_http_request.h"
 #include "http/sl_router.h"
+#include "net/sl_cidr.h"
 #include "sl_core.h"
 
 typedef struct sl_worker_s sl_worker_t;
@@ -84,6 +85,8 @@ struct sl_worker_s {
     size_t nconns;
     sl_upstream_pool_t pool;
     sl_access_log_t alog;
+    sl_cidr_t *trusted;    /* trusted_ips */
+    size_t ntrusted;
     uint64_t total_requests;
     struct event *quit_timer;
 };
@@ -110,6 +113,7 @@ struct sl_conn_s {
     unsigned local_port;
     int ssl;
     int admin;             /* accepted on admin_listen */
+    int trusted;           /* the peer is in trusted_ips */
     TAILQ_ENTRY(sl_conn_s) link;
 };
 
@@ -124,6 +128,7 @@ struct sl_req_s {
     sl_http_request_info_t info;
     uint64_t start_us;
     char id[33];
+    char client_ip[64];    /* the peer, or the real_ip_header address from a trusted peer */
 
     /* body from the client */
     int body_kind;

@@ -113,6 +113,12 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         _exit(2);
     }
 
+    if (sl_cidr_parse_list(conf->trusted_ips, &w->trusted, &w->ntrusted, err, sizeof(err)) !=
+        SL_OK) {
+        sl_log(SL_LOG_EMERG, "%s", err);
+        _exit(2);
+    }
+
     w->alog.fd = -1;
     if (conf->proxy_access_log && strcmp(conf->proxy_access_log, "off") != 0) {
         char *path = sl_conf_prefixed(conf, conf->proxy_access_log);
@@ -171,6 +177,7 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         close(w->alog.fd);
     free(w->alog.buf);
     free(w->listeners);
+    free(w->trusted);
     if (w->dns)
         evdns_base_free(w->dns, 1);
     SSL_CTX_free(w->up_ssl);
