@@ -207,9 +207,6 @@ local function conf_value(v)
 end
 
 
-local file_count = 0
-
-
 -- Blueprints (DB-less) ---------------------------------------------------
 
 
@@ -253,8 +250,7 @@ function helpers.make_yaml_file(content, path)
     content = blueprints.to_declarative()
   end
   if not path then
-    file_count = file_count + 1
-    path = RUN_DIR .. "/kong-" .. file_count .. ".yml"
+    path = RUN_DIR .. "/kong-" .. util.next_id("conf_file") .. ".yml"
   end
   if type(content) == "table" then
     content = lyaml.dump({ content })
@@ -270,8 +266,7 @@ end
 function helpers.write_conf(conf, path)
   util.init_run_dir()
   if not path then
-    file_count = file_count + 1
-    path = RUN_DIR .. "/sluice-" .. file_count .. ".conf"
+    path = RUN_DIR .. "/sluice-" .. util.next_id("conf_file") .. ".conf"
   end
   local keys = {}
   for k in pairs(conf) do
@@ -611,7 +606,6 @@ end
 
 
 local TCP_SCRIPT = ROOT .. "/spec/fixtures/tcp_server.lua"
-local tcp_count = 0
 
 
 --- A raw TCP peer (spec/fixtures/tcp_server.lua in its own process).
@@ -625,8 +619,7 @@ local tcp_count = 0
 function helpers.tcp_server(port, opts)
   opts = opts or {}
   util.init_run_dir()
-  tcp_count = tcp_count + 1
-  local base = RUN_DIR .. "/tcp_server-" .. tcp_count
+  local base = RUN_DIR .. "/tcp_server-" .. util.next_id("tcp_server")
   local conf = {}
   for k, v in pairs(opts) do
     conf[k] = v
@@ -641,6 +634,9 @@ function helpers.tcp_server(port, opts)
   conf.timeout = conf.timeout or 10
   conf.ready = base .. ".ready"
   conf.record = base .. ".json"
+  -- "ready" must be this server's own word that it listens
+  os.remove(conf.ready)
+  os.remove(conf.record)
   assert(util.write_file(base .. ".conf.json", cjson.encode(conf)))
 
   local pid = assert(util.spawn("luajit " .. util.quote(TCP_SCRIPT) .. " "

@@ -18,13 +18,14 @@ local FIXTURES = util.ROOT .. "/spec/fixtures/mock_upstream"
 local NGINX = os.getenv("SLUICE_SPEC_NGINX") or "nginx"
 
 
-local count = 0
-local cert_dir
+-- Run-wide (see util.state): the certificate outlives busted reloading this
+-- module for every spec file.
+local state = util.state
 
 
 -- One certificate per run is enough; later mocks copy it.
 local function make_cert()
-  if cert_dir then
+  if state.mock_cert_dir then
     return true
   end
   local dir = util.RUN_DIR .. "/mock-cert"
@@ -36,7 +37,7 @@ local function make_cert()
   if not ok then
     return nil, "openssl failed: " .. err
   end
-  cert_dir = dir
+  state.mock_cert_dir = dir
   return true
 end
 
@@ -121,11 +122,12 @@ function _M.start(opts)
     return nil, err
   end
 
-  count = count + 1
-  local dir = util.RUN_DIR .. "/mock_upstream-" .. count
+  local dir = util.RUN_DIR .. "/mock_upstream-"
+              .. util.next_id("mock_upstream")
   for _, sub in pairs({ "logs", "tmp" }) do
     util.mkdir(dir .. "/" .. sub)
   end
+  local cert_dir = state.mock_cert_dir
   util.exec("cp " .. util.quote(cert_dir .. "/cert.pem") .. " "
             .. util.quote(cert_dir .. "/key.pem") .. " " .. util.quote(dir))
 

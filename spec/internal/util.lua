@@ -41,6 +41,38 @@ _M.OWNER_PID = OWNER_PID
 _M.RUN_DIR = RUN_DIR
 
 
+-- Run-wide state. busted insulates every spec file and restores
+-- package.loaded after it, so each file loads fresh copies of spec.helpers
+-- and spec.internal.*, while RUN_DIR (named after the busted PID) stays the
+-- same. Whatever must hold for the whole run therefore lives in the Lua
+-- registry, which busted leaves alone: the counters that name files in
+-- RUN_DIR (else a later file reuses tcp_server-1.ready, kong-1.yml,
+-- mock_upstream-1/ ... of an earlier one), the ports handed out, the PIDs
+-- the watchdog must kill, and whether the watchdog runs.
+local STATE_KEY = "sluice.spec.run_state"
+local state = debug.getregistry()[STATE_KEY]
+if type(state) ~= "table" or state.owner ~= OWNER_PID then
+  state = {
+    owner = OWNER_PID,
+    counters = {},        -- tag -> last number handed out
+    given_ports = {},     -- port -> true
+    tracked = {},         -- pid -> true
+    run_dir_ready = false,
+  }
+  debug.getregistry()[STATE_KEY] = state
+end
+_M.state = state
+
+
+--- The next number for `tag` in this run (1, 2, ...), never given twice,
+-- whichever spec file asks.
+function _M.next_id(tag)
+  local n = (state.counters[tag] or 0) + 1
+  state.counters[tag] = n
+  return n
+end
+
+
 -- The repository root: two levels above this file (spec/internal/util.lua).
 do
   local src = debug.getinfo(1, "S").source:sub(2)
@@ -135,11 +167,10 @@ end
 _M.tail = tail
 
 
-local tmp_count = 0
 function _M.tmpname(tag)
   _M.init_run_dir()
-  tmp_count = tmp_count + 1
-  return string_format("%s/%s-%d", RUN_DIR, tag or "tmp", tmp_count)
+  return string_format("%s/%s-%d", RUN_DIR, tag or "tmp",
+                       _M.next_id("tmpname"))
 end
 
 
@@ -304,8 +335,8 @@ function _M.wait_until(fn, timeout, step)
 end
 
 
--- Ports handed out by this process, never given twice.
-local given_ports = {}
+-- Ports handed out by this run, never given twice.
+local given_ports = state.given_ports
 
 
 function _M.get_available_port()
@@ -369,15 +400,14 @@ fi
 ]]
 
 
-local run_dir_ready = false
-local tracked = {}
+local tracked = state.tracked
 
 
 function _M.init_run_dir()
-  if run_dir_ready then
+  if state.run_dir_ready then
     return
   end
-  run_dir_ready = true
+  state.run_dir_ready = true
   _M.mkdir(RUN_DIR)
   _M.write_file(RUN_DIR .. "/pids", "")
   local cmd = string_format("sh -c %s sluice-spec-watchdog %d %s %s",
