@@ -131,11 +131,13 @@ ROWS=""
 NGINX_RPS=""
 SLUICE_RPS=""
 
-# run_wrk NAME PORT
+ROUNDS=${BENCH_ROUNDS:-3}
+
+# run_wrk NAME PORT ROUND: one measurement, appended to $RAW/NAME.rows
 run_wrk() {
-    local name=$1 port=$2 url="http://127.0.0.1:$2/"
-    local raw=$RAW/$name.wrk
-    echo "bench: $name: warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS)"
+    local name=$1 port=$2 round=$3 url="http://127.0.0.1:$2/"
+    local raw=$RAW/$name.$round.wrk
+    echo "bench: $name (round $round/$ROUNDS): warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS)"
     if [ "$WARMUP" != 0 ]; then
         timeout $((WARMUP + 20)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
     fi
@@ -147,12 +149,13 @@ run_wrk() {
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$raw")
     sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$raw")
     [ -n "$rps" ] || { echo "bench: $name: wrk gave no result:" >&2; tail -5 "$raw" >&2; rps=0; }
-    ROWS="$ROWS$name ${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}
-"
-    case $name in
-        nginx) NGINX_RPS=$rps ;;
-        sluice) SLUICE_RPS=$rps ;;
-    esac
+    echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
+}
+
+# median_row NAME: the round with the median requests/s, as "NAME rps p50 p99 non2xx sockerr"
+median_row() {
+    [ -f "$RAW/$1.rows" ] || return 0
+    sort -n -k1,1 "$RAW/$1.rows" | awk -v n="$1" '{ r[NR] = $0 } END { if (NR) print n, r[int((NR + 1) / 2)] }'
 }
 
 UP_PORT=$(free_port) || exit 1
@@ -179,10 +182,8 @@ start_nginx nginx "    upstream up {
     }" || exit 1
 wait_http "$PROXY_PORT" || { echo "bench: the nginx proxy does not answer" >&2; exit 1; }
 
-run_wrk upstream "$UP_PORT"
-run_wrk nginx "$PROXY_PORT"
-
 SLUICE_NOTE=""
+SLUICE_OK=""
 if [ ! -x "$SLUICE_BIN" ]; then
     SLUICE_NOTE="sluice skipped: $SLUICE_BIN not built (make build/sluice)"
 else
@@ -224,16 +225,37 @@ $(tail -20 "$sdir/logs/error.log" 2>/dev/null)"
             SLUICE_NOTE="sluice skipped: GET / through sluice gave '$body', not 'hello'
 $(tail -20 "$sdir/logs/error.log" 2>/dev/null)"
         else
-            run_wrk sluice "$SLUICE_PORT"
+            SLUICE_OK=1
         fi
     fi
     cp "$WORK/sluice.conf" "$WORK/kong.yml" "$RAW/" 2>/dev/null
     [ -f "$sdir/logs/error.log" ] && tail -200 "$sdir/logs/error.log" > "$RAW/sluice.error.log"
 fi
 
+# Rounds alternate between the two proxies so that a change in the machine's load
+# during the run hits both alike; each row reports its median round.
+run_wrk upstream "$UP_PORT" 1
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    run_wrk nginx "$PROXY_PORT" "$r"
+    [ -n "$SLUICE_OK" ] && run_wrk sluice "$SLUICE_PORT" "$r"
+    r=$((r + 1))
+done
+ROWS="$(median_row upstream)
+$(median_row nginx)
+$(median_row sluice)
+"
+NGINX_RPS=$(median_row nginx | awk '{ print $2 }')
+SLUICE_RPS=$(median_row sluice | awk '{ print $2 }')
+PER_ROUND=""
+if [ -n "$SLUICE_OK" ]; then
+    PER_ROUND=$(paste -d' ' "$RAW/nginx.rows" "$RAW/sluice.rows" |
+        awk '{ if ($1 > 0) printf "%s%.2f", (NR > 1 ? ", " : ""), $6 / $1 }')
+fi
+
 {
     echo "Sluice bench $STAMP  rev $(git rev-parse --short HEAD 2>/dev/null || echo none)"
-    echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency (warmup ${WARMUP}s); $(nproc) CPUs; 1 worker each; upstream returns 200 \"hello\""
+    echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency (warmup ${WARMUP}s), $ROUNDS alternating rounds, median shown; $(nproc) CPUs; 1 worker each; upstream returns 200 \"hello\""
     echo
     printf '%-10s %12s %10s %10s %8s %9s %9s\n' name "requests/s" "p50 ms" "p99 ms" non2xx sockerr "vs nginx"
     printf '%s' "$ROWS" | while read -r name rps p50 p99 non2xx sockerr; do
@@ -243,7 +265,8 @@ fi
     done
     if [ -n "$SLUICE_RPS" ] && [ -n "$NGINX_RPS" ]; then
         echo
-        awk -v a="$SLUICE_RPS" -v b="$NGINX_RPS" 'BEGIN { if (b > 0) printf "sluice / nginx (requests/s): %.2f\n", a / b }'
+        awk -v a="$SLUICE_RPS" -v b="$NGINX_RPS" 'BEGIN { if (b > 0) printf "sluice / nginx (requests/s, median of rounds): %.2f\n", a / b }'
+        echo "per round: $PER_ROUND"
     fi
     if [ -n "$SLUICE_NOTE" ]; then
         echo

@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <event2/buffer.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -203,6 +204,43 @@ void sl_evbuffer_add_header_u64(struct evbuffer *b, const char *name, size_t nam
     evbuffer_add(b, buf, n);
 }
 
+void sl_hbuf_printf(sl_hbuf_t *h, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        sl_hbuf_add(h, tmp, (size_t)n);
+        return;
+    }
+    sl_hbuf_flush(h);
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(h->eb, fmt, ap);
+    va_end(ap);
+}
+
+void sl_hbuf_header_u64(sl_hbuf_t *h, const char *name, size_t name_len, uint64_t v)
+{
+    char digits[24];
+    size_t d = 0;
+    do {
+        digits[d++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    sl_hbuf_add(h, name, name_len);
+    char out[24];
+    size_t n = 0;
+    while (d > 0)
+        out[n++] = digits[--d];
+    out[n++] = '\r';
+    out[n++] = '\n';
+    sl_hbuf_add(h, out, n);
+}
+
 void sl_req_add_common_headers(sl_req_t *r, struct evbuffer *out, int generated)
 {
     sl_worker_t *w = r->c->w;
@@ -242,7 +280,7 @@ void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_de
         message = fallback;
     }
     int fmt = FMT_JSON, found = 0;
-    if (r->head != NULL) {
+    if (r->head_len > 0) {
         const sl_str_t *accept = find_header(r, SL_STR("accept"));
         if (accept)
             found = format_from(*accept, &fmt);
@@ -301,7 +339,7 @@ void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_de
     if (status == 426)
         SL_EVB_LIT(out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
     evbuffer_add(out, "\r\n", 2);
-    int is_head = r->head != NULL && sl_str_eq(r->h.method, SL_STR("HEAD"));
+    int is_head = r->head_len > 0 && sl_str_eq(r->h.method, SL_STR("HEAD"));
     if (!is_head) {
         evbuffer_add(out, body, (size_t)n);
         r->bytes_sent = (uint64_t)n;
@@ -330,7 +368,7 @@ void sl_access_log_flush(sl_worker_t *w)
 void sl_access_log_write(sl_worker_t *w, sl_req_t *r)
 {
     sl_access_log_t *a = &w->alog;
-    if (a->fd < 0 || r->head == NULL)
+    if (a->fd < 0 || r->head_len == 0)
         return;
     char line[2048];
     static char tbuf[64];
@@ -370,19 +408,46 @@ void sl_access_log_write(sl_worker_t *w, sl_req_t *r)
 
 /* ---- requests ---- */
 
+#define REQ_CACHE_MAX 64
+
+/* Requests come from the worker's free list when it has one: the struct is reset but its
+ * header array, head and path buffers keep their memory. */
 static sl_req_t *req_create(sl_conn_t *c)
 {
-    sl_req_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        abort();
+    sl_worker_t *w = c->w;
+    sl_req_t *r = w->free_reqs;
+    if (r != NULL) {
+        w->free_reqs = r->next_free;
+        w->nfree_reqs--;
+        sl_header_t *headers = r->headers;
+        char *head = r->head, *norm = r->norm;
+        size_t head_cap = r->head_cap, norm_cap = r->norm_cap;
+        memset(r, 0, sizeof(*r));
+        r->headers = headers;
+        r->head = head;
+        r->head_cap = head_cap;
+        r->norm = norm;
+        r->norm_cap = norm_cap;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            abort();
+        r->headers = malloc(w->limits.max_headers * sizeof(sl_header_t));
+        if (r->headers == NULL)
+            abort();
+    }
     r->c = c;
-    r->headers = malloc(c->w->limits.max_headers * sizeof(sl_header_t));
-    if (r->headers == NULL)
-        abort();
     r->start_us = sl_now_us();
-    r->status = 0;
     request_id(r->id);
     return r;
+}
+
+static void req_destroy(sl_req_t *r)
+{
+    free(r->head);
+    free(r->headers);
+    free(r->norm);
+    free(r);
 }
 
 static void req_free(sl_req_t *r)
@@ -391,10 +456,24 @@ static void req_free(sl_req_t *r)
         return;
     if (r->proxy)
         sl_proxy_free(r->proxy);
-    free(r->head);
-    free(r->headers);
-    free(r->norm);
-    free(r);
+    sl_worker_t *w = r->c->w;
+    if (w->nfree_reqs >= REQ_CACHE_MAX || r->head_cap > 65536) {
+        req_destroy(r);
+        return;
+    }
+    r->next_free = w->free_reqs;
+    w->free_reqs = r;
+    w->nfree_reqs++;
+}
+
+void sl_req_cache_clear(sl_worker_t *w)
+{
+    while (w->free_reqs != NULL) {
+        sl_req_t *r = w->free_reqs;
+        w->free_reqs = r->next_free;
+        req_destroy(r);
+    }
+    w->nfree_reqs = 0;
 }
 
 static void rebase(sl_str_t *s, const char *from, const char *to)
@@ -426,7 +505,7 @@ void sl_conn_close(sl_conn_t *c)
 {
     sl_worker_t *w = c->w;
     if (c->req) {
-        if (c->req->head != NULL && c->req->status != 0 && !c->req->response_done)
+        if (c->req->head_len > 0 && c->req->status != 0 && !c->req->response_done)
             c->req->status = c->req->status ? c->req->status : 499;
         req_free(c->req);
         c->req = NULL;
@@ -687,9 +766,14 @@ static void route_request(sl_req_t *r)
         .protocol = c->ssl ? SL_PROTO_HTTPS : SL_PROTO_HTTP,
     };
     size_t scratch = r->h.path.len * 3 + 16;
-    r->norm = malloc(scratch);
-    if (r->norm == NULL)
-        abort();
+    if (r->norm_cap < scratch) {
+        free(r->norm);
+        r->norm_cap = scratch < 256 ? 256 : scratch;
+        r->norm = malloc(r->norm_cap);
+        if (r->norm == NULL)
+            abort();
+    }
+    scratch = r->norm_cap;
     int rc = sl_router_match(w->decl->router, &rq, r->norm, scratch, &r->match);
     if (rc == SL_ERROR) {
         sl_req_send_error(r, 400, NULL, 0, 1);
@@ -833,9 +917,13 @@ static void conn_process(sl_conn_t *c)
         return;
     }
     size_t head_len = (size_t)rc;
-    r->head = malloc(head_len);
-    if (r->head == NULL)
-        abort();
+    if (r->head_cap < head_len) {
+        free(r->head);
+        r->head_cap = head_len < 1024 ? 1024 : head_len;
+        r->head = malloc(r->head_cap);
+        if (r->head == NULL)
+            abort();
+    }
     memcpy(r->head, p, head_len);
     r->head_len = head_len;
     rebase(&r->h.method, p, r->head);

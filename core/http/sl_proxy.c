@@ -31,7 +31,9 @@ struct sl_proxy_s {
     int up_eof;                 /* the upstream closed (or failed): no more input */
     char sni[256];              /* TLS server name when it is not the service host */
     int up_error;               /* ... and it was an error, not a clean close */
-    struct evbuffer *head;      /* the upstream request head, kept for retries */
+    sl_proxy_t *next_free;      /* link in the worker's free list */
+    char *uri;                  /* upstream path (no query), built once; owned */
+    size_t uri_len, uri_cap;
     struct evbuffer *replay;    /* request body bytes sent so far, while <= REPLAY_MAX */
     int replayable;
     int up_chunked;             /* request body goes up chunked */
@@ -101,44 +103,54 @@ static int is_hop_header(sl_str_t n)
     return 0;
 }
 
-static int build_head(sl_proxy_t *p)
+/* The upstream path for this request, computed once (a retry reuses it). */
+static int build_uri(sl_proxy_t *p)
 {
+    sl_req_t *r = p->r;
+    const sl_service_t *s = r->service;
+    size_t cap = r->h.path.len * 3 + (s->path ? strlen(s->path) : 0) + 16;
+    if (p->uri_cap < cap) {
+        free(p->uri);
+        p->uri_cap = cap < 256 ? 256 : cap;
+        p->uri = malloc(p->uri_cap);
+        if (p->uri == NULL)
+            abort();
+    }
+    sl_str_t spath = s->path ? (sl_str_t){s->path, strlen(s->path)} : SL_NULL_STR;
+    return sl_router_upstream_path(&r->match, spath, p->uri, p->uri_cap, &p->uri_len);
+}
+
+/* Writes the upstream request head into b (the upstream connection's output). */
+static void build_head(sl_proxy_t *p, struct evbuffer *dst)
+{
+    sl_hbuf_t hb;
+    hb.eb = dst;
+    hb.len = 0;
+    sl_hbuf_t *b = &hb;
     sl_req_t *r = p->r;
     sl_conn_t *c = r->c;
     const sl_service_t *s = r->service;
     unsigned hdrs = p->w->conf->headers;
-    struct evbuffer *b = p->head;
 
-    size_t cap = r->h.path.len * 3 + (s->path ? strlen(s->path) : 0) + 16;
-    char *uri = malloc(cap);
-    if (uri == NULL)
-        abort();
-    size_t ulen = 0;
-    sl_str_t spath = s->path ? (sl_str_t){s->path, strlen(s->path)} : SL_NULL_STR;
-    if (sl_router_upstream_path(&r->match, spath, uri, cap, &ulen) != SL_OK) {
-        free(uri);
-        return SL_ERROR;
-    }
-    SL_EVB_STR(b, r->h.method);
-    SL_EVB_LIT(b, " ");
-    evbuffer_add(b, uri, ulen);
-    free(uri);
+    SL_HB_STR(b, r->h.method);
+    SL_HB_LIT(b, " ");
+    sl_hbuf_add(b, p->uri, p->uri_len);
     /* keep the query exactly as the client sent it */
     const char *q = memchr(r->h.target.data, '?', r->h.target.len);
     if (q != NULL)
-        evbuffer_add(b, q, (size_t)(r->h.target.data + r->h.target.len - q));
-    evbuffer_add(b, " HTTP/1.1\r\n", 11);
+        sl_hbuf_add(b, q, (size_t)(r->h.target.data + r->h.target.len - q));
+    sl_hbuf_add(b, " HTTP/1.1\r\n", 11);
 
     const sl_str_t *host = req_header(r, SL_STR("host"));
     if (r->route->preserve_host && (r->info.host.len || host)) {
         sl_str_t h = r->info.host.len ? r->info.host : *host;
-        SL_EVB_LIT(b, "Host: ");
-        SL_EVB_STR(b, h);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "Host: ");
+        SL_HB_STR(b, h);
+        SL_HB_LIT(b, "\r\n");
     } else {
-        SL_EVB_LIT(b, "Host: ");
-        evbuffer_add(b, s->host_header, strlen(s->host_header));
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "Host: ");
+        sl_hbuf_add(b, s->host_header, strlen(s->host_header));
+        SL_HB_LIT(b, "\r\n");
     }
     const sl_str_t *conn = req_header(r, SL_STR("connection"));
     const sl_str_t *xff = NULL, *via = NULL;
@@ -154,38 +166,38 @@ static int build_head(sl_proxy_t *p)
         }
         if (is_hop_header(h->name) || in_connection_tokens(conn, h->name))
             continue;
-        evbuffer_add(b, h->name.data, h->name.len);
-        evbuffer_add(b, ": ", 2);
-        evbuffer_add(b, h->value.data, h->value.len);
-        evbuffer_add(b, "\r\n", 2);
+        sl_hbuf_add(b, h->name.data, h->name.len);
+        sl_hbuf_add(b, ": ", 2);
+        sl_hbuf_add(b, h->value.data, h->value.len);
+        sl_hbuf_add(b, "\r\n", 2);
     }
     const sl_str_t *upgrade = req_header(r, SL_STR("upgrade"));
     if (r->info.upgrade && upgrade) {
-        evbuffer_add_printf(b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)upgrade->len,
+        sl_hbuf_printf(b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)upgrade->len,
                             upgrade->data);
     } else {
-        evbuffer_add(b, "Connection: keep-alive\r\n", 24);
+        sl_hbuf_add(b, "Connection: keep-alive\r\n", 24);
     }
     size_t iplen = strlen(r->client_ip);
-    SL_EVB_LIT(b, "X-Real-IP: ");
-    evbuffer_add(b, r->client_ip, iplen);
-    SL_EVB_LIT(b, "\r\nX-Forwarded-For: ");
+    SL_HB_LIT(b, "X-Real-IP: ");
+    sl_hbuf_add(b, r->client_ip, iplen);
+    SL_HB_LIT(b, "\r\nX-Forwarded-For: ");
     if (xff) {
-        SL_EVB_STR(b, *xff);
-        SL_EVB_LIT(b, ", ");
+        SL_HB_STR(b, *xff);
+        SL_HB_LIT(b, ", ");
     }
-    evbuffer_add(b, r->client_ip, iplen);
-    SL_EVB_LIT(b, "\r\n");
+    sl_hbuf_add(b, r->client_ip, iplen);
+    SL_HB_LIT(b, "\r\n");
     /* a trusted peer's own X-Forwarded-* values are kept, as Kong does */
     const sl_str_t *fwd;
     if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
-        SL_EVB_LIT(b, "X-Forwarded-Proto: ");
-        SL_EVB_STR(b, *fwd);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Proto: ");
+        SL_HB_STR(b, *fwd);
+        SL_HB_LIT(b, "\r\n");
     } else if (c->ssl) {
-        SL_EVB_LIT(b, "X-Forwarded-Proto: https\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Proto: https\r\n");
     } else {
-        SL_EVB_LIT(b, "X-Forwarded-Proto: http\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Proto: http\r\n");
     }
     sl_str_t fh = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR);
     size_t fhl = fh.len;
@@ -198,55 +210,57 @@ static int build_head(sl_proxy_t *p)
         fh = *fwd;
         fhl = fh.len;
     }
-    SL_EVB_LIT(b, "X-Forwarded-Host: ");
-    evbuffer_add(b, fh.data, fhl);
-    SL_EVB_LIT(b, "\r\n");
+    SL_HB_LIT(b, "X-Forwarded-Host: ");
+    sl_hbuf_add(b, fh.data, fhl);
+    SL_HB_LIT(b, "\r\n");
     if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
-        SL_EVB_LIT(b, "X-Forwarded-Port: ");
-        SL_EVB_STR(b, *fwd);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Port: ");
+        SL_HB_STR(b, *fwd);
+        SL_HB_LIT(b, "\r\n");
     } else {
-        SL_EVB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
+        SL_HB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
     }
     fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-path")) : NULL;
-    SL_EVB_LIT(b, "X-Forwarded-Path: ");
-    SL_EVB_STR(b, fwd ? *fwd : r->h.path);
-    SL_EVB_LIT(b, "\r\n");
+    SL_HB_LIT(b, "X-Forwarded-Path: ");
+    SL_HB_STR(b, fwd ? *fwd : r->h.path);
+    SL_HB_LIT(b, "\r\n");
     fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-prefix")) : NULL;
     if (fwd != NULL) {
-        SL_EVB_LIT(b, "X-Forwarded-Prefix: ");
-        SL_EVB_STR(b, *fwd);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Prefix: ");
+        SL_HB_STR(b, *fwd);
+        SL_HB_LIT(b, "\r\n");
     } else if (r->match.strip_path && r->match.match_len > 1 && r->match.path.data) {
-        SL_EVB_LIT(b, "X-Forwarded-Prefix: ");
-        evbuffer_add(b, r->match.path.data, r->match.match_len);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "X-Forwarded-Prefix: ");
+        sl_hbuf_add(b, r->match.path.data, r->match.match_len);
+        SL_HB_LIT(b, "\r\n");
     }
     if (hdrs & SL_HDR_VIA) {
         if (via)
-            evbuffer_add_printf(b, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
+            sl_hbuf_printf(b, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
                                 SLUICE_VERSION);
         else
-            SL_EVB_LIT(b, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
+            SL_HB_LIT(b, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
     } else if (via) {
-        evbuffer_add_printf(b, "Via: %.*s\r\n", (int)via->len, via->data);
+        sl_hbuf_printf(b, "Via: %.*s\r\n", (int)via->len, via->data);
     }
     if (p->w->conf->headers_upstream & SL_HDR_REQUEST_ID) {
-        SL_EVB_LIT(b, "X-Kong-Request-Id: ");
-        evbuffer_add(b, r->id, 32);
-        SL_EVB_LIT(b, "\r\n");
+        SL_HB_LIT(b, "X-Kong-Request-Id: ");
+        sl_hbuf_add(b, r->id, 32);
+        SL_HB_LIT(b, "\r\n");
     }
     if (r->body_kind == SL_BODY_CHUNKED) {
-        evbuffer_add(b, "Transfer-Encoding: chunked\r\n", 28);
+        sl_hbuf_add(b, "Transfer-Encoding: chunked\r\n", 28);
         p->up_chunked = 1;
     } else if (r->body_kind == SL_BODY_LENGTH) {
-        SL_EVB_HEADER_U64(b, "Content-Length: ", (uint64_t)r->info.content_length);
+        SL_HB_HEADER_U64(b, "Content-Length: ", (uint64_t)r->info.content_length);
     } else if (r->info.content_length == 0) {
-        evbuffer_add(b, "Content-Length: 0\r\n", 19);
+        sl_hbuf_add(b, "Content-Length: 0\r\n", 19);
     }
-    evbuffer_add(b, "\r\n", 2);
-    return SL_OK;
+    sl_hbuf_add(b, "\r\n", 2);
+    sl_hbuf_flush(b);
 }
+
+#define PROXY_CACHE_MAX 64
 
 void sl_proxy_free(sl_proxy_t *p)
 {
@@ -256,14 +270,32 @@ void sl_proxy_free(sl_proxy_t *p)
         sl_upstream_cancel(p->connecting);
     if (p->uc)
         sl_upstream_discard(p->uc);
-    if (p->head)
-        evbuffer_free(p->head);
     if (p->replay)
         evbuffer_free(p->replay);
-    free(p->rhdrs);
     if (p->r)
         p->r->proxy = NULL;
-    free(p);
+    sl_worker_t *w = p->w;
+    if (w->nfree_proxies >= PROXY_CACHE_MAX) {
+        free(p->uri);
+        free(p->rhdrs);
+        free(p);
+        return;
+    }
+    p->next_free = w->free_proxies;
+    w->free_proxies = p;
+    w->nfree_proxies++;
+}
+
+void sl_proxy_cache_clear(sl_worker_t *w)
+{
+    while (w->free_proxies != NULL) {
+        sl_proxy_t *p = w->free_proxies;
+        w->free_proxies = p->next_free;
+        free(p->uri);
+        free(p->rhdrs);
+        free(p);
+    }
+    w->nfree_proxies = 0;
 }
 
 static void set_client_body_timeout(sl_req_t *r, int on)
@@ -320,6 +352,8 @@ static void pump_body(sl_proxy_t *p)
     int status = 400;
     int rc = sl_req_body_pump(r, tmp, p->up_chunked, SL_UPSTREAM_IN_HIGH - have, &status);
     size_t n = evbuffer_get_length(tmp);
+    if (n > 0 && p->replayable && p->replay == NULL)
+        p->replay = evbuffer_new();
     if (n > 0 && p->replayable) {
         if (evbuffer_get_length(p->replay) + n <= REPLAY_MAX) {
             const unsigned char *bytes = evbuffer_pullup(tmp, -1);
@@ -371,9 +405,8 @@ static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
     bufferevent_setwatermark(uc->bev, EV_READ, 0, SL_UPSTREAM_IN_HIGH);
     bufferevent_setwatermark(uc->bev, EV_WRITE, SL_UPSTREAM_IN_HIGH / 2, 0);
     struct evbuffer *out = bufferevent_get_output(uc->bev);
-    const unsigned char *h = evbuffer_pullup(p->head, -1);
-    evbuffer_add(out, h, evbuffer_get_length(p->head));
-    if (p->replayable && evbuffer_get_length(p->replay) > 0) {
+    build_head(p, out);
+    if (p->replayable && p->replay != NULL && evbuffer_get_length(p->replay) > 0) {
         const unsigned char *b = evbuffer_pullup(p->replay, -1);
         evbuffer_add(out, b, evbuffer_get_length(p->replay));
     }
@@ -422,23 +455,35 @@ static void try_connect(sl_proxy_t *p)
 
 void sl_proxy_start(sl_req_t *r)
 {
-    sl_proxy_t *p = calloc(1, sizeof(*p));
-    if (p == NULL)
-        abort();
+    sl_worker_t *w = r->c->w;
+    sl_proxy_t *p = w->free_proxies;
+    if (p != NULL) {
+        w->free_proxies = p->next_free;
+        w->nfree_proxies--;
+        sl_header_t *rhdrs = p->rhdrs;
+        char *uri = p->uri;
+        size_t uri_cap = p->uri_cap;
+        memset(p, 0, sizeof(*p));
+        p->rhdrs = rhdrs;
+        p->uri = uri;
+        p->uri_cap = uri_cap;
+    } else {
+        p = calloc(1, sizeof(*p));
+        if (p == NULL)
+            abort();
+        p->rhdrs = malloc(RESP_MAX_HEADERS * sizeof(sl_header_t));
+        if (p->rhdrs == NULL)
+            abort();
+    }
     p->r = r;
-    p->w = r->c->w;
-    p->rhdrs = malloc(RESP_MAX_HEADERS * sizeof(sl_header_t));
-    if (p->rhdrs == NULL)
-        abort();
+    p->w = w;
     r->proxy = p;
     p->tries_left = r->service->retries;
-    p->head = evbuffer_new();
-    p->replay = evbuffer_new();
     p->replayable = 1;
     sl_str_t m = r->h.method;
     p->idempotent = !(sl_str_eq(m, SL_STR("POST")) || sl_str_eq(m, SL_STR("PATCH")) ||
                       sl_str_eq(m, SL_STR("LOCK")));
-    if (build_head(p) != SL_OK) {
+    if (build_uri(p) != SL_OK) {
         sl_proxy_free(p);
         sl_req_send_error(r, 414, NULL, 0, 1);
         return;
@@ -501,7 +546,10 @@ static void send_response_head(sl_proxy_t *p)
     sl_req_t *r = p->r;
     sl_conn_t *c = r->c;
     unsigned hdrs = p->w->conf->headers;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    sl_hbuf_t hb;
+    hb.eb = bufferevent_get_output(c->bev);
+    hb.len = 0;
+    sl_hbuf_t *out = &hb;
     uint64_t now = sl_now_us();
     bufferevent_enable(c->bev, EV_WRITE);
     r->upstream_latency_ms = (now - p->t_connected_us) / 1000;
@@ -524,9 +572,9 @@ static void send_response_head(sl_proxy_t *p)
     sl[9] = (char)('0' + p->rh.status / 100 % 10);
     sl[10] = (char)('0' + p->rh.status / 10 % 10);
     sl[11] = (char)('0' + p->rh.status % 10);
-    evbuffer_add(out, sl, 13);
-    SL_EVB_STR(out, p->rh.reason);
-    SL_EVB_LIT(out, "\r\n");
+    sl_hbuf_add(out, sl, 13);
+    SL_HB_STR(out, p->rh.reason);
+    SL_HB_LIT(out, "\r\n");
     int has_server = 0, has_date = 0;
     const sl_str_t *via = NULL, *conn = NULL;
     for (size_t i = 0; i < p->rh.num_headers; i++) {
@@ -545,46 +593,47 @@ static void send_response_head(sl_proxy_t *p)
             has_server = 1;
         if (sl_str_case_eq(h->name, SL_STR("date")))
             has_date = 1;
-        evbuffer_add(out, h->name.data, h->name.len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, h->value.data, h->value.len);
-        evbuffer_add(out, "\r\n", 2);
+        sl_hbuf_add(out, h->name.data, h->name.len);
+        sl_hbuf_add(out, ": ", 2);
+        sl_hbuf_add(out, h->value.data, h->value.len);
+        sl_hbuf_add(out, "\r\n", 2);
     }
     if (!has_date) {
-        SL_EVB_LIT(out, "Date: ");
-        evbuffer_add(out, sl_http_date(), strlen(sl_http_date()));
-        SL_EVB_LIT(out, "\r\n");
+        SL_HB_LIT(out, "Date: ");
+        sl_hbuf_add(out, sl_http_date(), strlen(sl_http_date()));
+        SL_HB_LIT(out, "\r\n");
     }
     if (!has_server && (hdrs & SL_HDR_SERVER))
-        SL_EVB_LIT(out, "Server: sluice/" SLUICE_VERSION "\r\n");
+        SL_HB_LIT(out, "Server: sluice/" SLUICE_VERSION "\r\n");
     if (p->out_chunked)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        sl_hbuf_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (p->rh.status == 101) {
-        evbuffer_add(out, "Connection: upgrade\r\n", 21);
+        sl_hbuf_add(out, "Connection: upgrade\r\n", 21);
     } else if (r->keepalive) {
-        SL_EVB_LIT(out, "Connection: keep-alive\r\n");
+        SL_HB_LIT(out, "Connection: keep-alive\r\n");
     } else {
-        SL_EVB_LIT(out, "Connection: close\r\n");
+        SL_HB_LIT(out, "Connection: close\r\n");
     }
     if (hdrs & SL_HDR_VIA) {
         if (via)
-            evbuffer_add_printf(out, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
+            sl_hbuf_printf(out, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
                                 SLUICE_VERSION);
         else
-            SL_EVB_LIT(out, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
+            SL_HB_LIT(out, "Via: 1.1 sluice/" SLUICE_VERSION "\r\n");
     }
     if (hdrs & SL_HDR_UPSTREAM_LATENCY)
-        SL_EVB_HEADER_U64(out, "X-Kong-Upstream-Latency: ", r->upstream_latency_ms);
+        SL_HB_HEADER_U64(out, "X-Kong-Upstream-Latency: ", r->upstream_latency_ms);
     if (hdrs & SL_HDR_PROXY_LATENCY)
-        SL_EVB_HEADER_U64(out, "X-Kong-Proxy-Latency: ", r->proxy_latency_ms);
+        SL_HB_HEADER_U64(out, "X-Kong-Proxy-Latency: ", r->proxy_latency_ms);
     if (hdrs & SL_HDR_UPSTREAM_STATUS)
-        SL_EVB_HEADER_U64(out, "X-Kong-Upstream-Status: ", (uint64_t)p->rh.status);
+        SL_HB_HEADER_U64(out, "X-Kong-Upstream-Status: ", (uint64_t)p->rh.status);
     if (hdrs & SL_HDR_REQUEST_ID) {
-        SL_EVB_LIT(out, "X-Kong-Request-Id: ");
-        evbuffer_add(out, r->id, 32);
-        SL_EVB_LIT(out, "\r\n");
+        SL_HB_LIT(out, "X-Kong-Request-Id: ");
+        sl_hbuf_add(out, r->id, 32);
+        SL_HB_LIT(out, "\r\n");
     }
-    evbuffer_add(out, "\r\n", 2);
+    sl_hbuf_add(out, "\r\n", 2);
+    sl_hbuf_flush(out);
     r->response_started = 1;
 }
 

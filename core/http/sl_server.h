@@ -87,6 +87,10 @@ struct sl_worker_s {
     sl_access_log_t alog;
     sl_cidr_t *trusted;    /* trusted_ips */
     size_t ntrusted;
+    sl_req_t *free_reqs;   /* finished requests kept with their buffers, for reuse */
+    size_t nfree_reqs;
+    sl_proxy_t *free_proxies;
+    size_t nfree_proxies;
     uint64_t total_requests;
     struct event *quit_timer;
 };
@@ -121,8 +125,11 @@ enum { SL_BODY_NONE = 0, SL_BODY_LENGTH, SL_BODY_CHUNKED };
 
 struct sl_req_s {
     sl_conn_t *c;
+    sl_req_t *next_free;   /* link in the worker's free list */
     char *head;            /* owned copy of the head bytes; every view points into it */
     size_t head_len;
+    size_t head_cap;
+    size_t norm_cap;
     sl_http_req_head_t h;
     sl_header_t *headers;  /* owned, limits.max_headers entries */
     sl_http_request_info_t info;
@@ -182,6 +189,41 @@ void sl_bev_write_now(struct bufferevent *bev);
 /* Appends "<name><decimal v>\r\n" without printf (name includes ": "). */
 void sl_evbuffer_add_header_u64(struct evbuffer *b, const char *name, size_t name_len,
                                 uint64_t v);
+/* A head being written: bytes gather in a stack buffer and reach the evbuffer in one add
+ * (or a few, for very large heads), instead of dozens of small evbuffer_add calls. */
+typedef struct {
+    struct evbuffer *eb;
+    size_t len;
+    char buf[4096];
+} sl_hbuf_t;
+
+static inline void sl_hbuf_flush(sl_hbuf_t *h)
+{
+    if (h->len > 0)
+        evbuffer_add(h->eb, h->buf, h->len);
+    h->len = 0;
+}
+
+static inline void sl_hbuf_add(sl_hbuf_t *h, const void *d, size_t n)
+{
+    if (h->len + n > sizeof(h->buf)) {
+        sl_hbuf_flush(h);
+        if (n > sizeof(h->buf)) {
+            evbuffer_add(h->eb, d, n);
+            return;
+        }
+    }
+    memcpy(h->buf + h->len, d, n);
+    h->len += n;
+}
+
+void sl_hbuf_printf(sl_hbuf_t *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sl_hbuf_header_u64(sl_hbuf_t *h, const char *name, size_t name_len, uint64_t v);
+
+#define SL_HB_LIT(h, lit) sl_hbuf_add((h), (lit), sizeof(lit) - 1)
+#define SL_HB_STR(h, s) sl_hbuf_add((h), (s).data, (s).len)
+#define SL_HB_HEADER_U64(h, lit, v) sl_hbuf_header_u64((h), (lit), sizeof(lit) - 1, (v))
+
 #define SL_EVB_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 #define SL_EVB_STR(b, s) evbuffer_add((b), (s).data, (s).len)
 #define SL_EVB_HEADER_U64(b, lit, v) sl_evbuffer_add_header_u64((b), (lit), sizeof(lit) - 1, (v))
@@ -193,6 +235,8 @@ void sl_proxy_start(sl_req_t *r);
 void sl_proxy_client_readable(sl_req_t *r);  /* more request body arrived */
 void sl_proxy_client_drained(sl_req_t *r);   /* client output fell under the low mark */
 void sl_proxy_free(sl_proxy_t *p);
+void sl_proxy_cache_clear(sl_worker_t *w);
+void sl_req_cache_clear(sl_worker_t *w);
 
 /* sl_upstream.c */
 typedef void (*sl_upstream_connect_cb)(void *arg, sl_upconn_t *uc, int error, const char *msg);

@@ -167,6 +167,8 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
     while (!TAILQ_EMPTY(&w->conns))
         sl_conn_close(TAILQ_FIRST(&w->conns));
     sl_upstream_pool_close_all(w);
+    sl_req_cache_clear(w);
+    sl_proxy_cache_clear(w);
     for (int i = 0; i < 4; i++)
         event_free(sigs[i]);
     if (w->quit_timer)
