@@ -890,10 +890,8 @@ static void conn_process(sl_conn_t *c)
     size_t len = evbuffer_get_length(in);
     if (len == 0)
         return;
-    if (!c->head_started) {
-        c->head_started = 1;
-        conn_arm_timer(c, w->conf->client_header_timeout_ms);
-    }
+    int arm_header_timer = !c->head_started;
+    c->head_started = 1;
     if (c->req == NULL)
         c->req = req_create(c);
     sl_req_t *r = c->req;
@@ -904,6 +902,9 @@ static void conn_process(sl_conn_t *c)
     int status = 400;
     int rc = sl_http_parse_request(p, want, c->last_len, &r->h, &w->limits, &status);
     if (rc == SL_AGAIN) {
+        /* only a head that did not arrive whole needs its deadline */
+        if (arm_header_timer)
+            conn_arm_timer(c, w->conf->client_header_timeout_ms);
         c->last_len = want;
         return;
     }

@@ -399,9 +399,13 @@ static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
     p->sent = 1;
     uc->requests++;
     bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, p);
-    struct timeval rtv = {s->read_timeout / 1000, (s->read_timeout % 1000) * 1000};
-    struct timeval wtv = {s->write_timeout / 1000, (s->write_timeout % 1000) * 1000};
-    bufferevent_set_timeouts(uc->bev, &rtv, &wtv);
+    if (uc->read_timeout_ms != s->read_timeout || uc->write_timeout_ms != s->write_timeout) {
+        struct timeval rtv = {s->read_timeout / 1000, (s->read_timeout % 1000) * 1000};
+        struct timeval wtv = {s->write_timeout / 1000, (s->write_timeout % 1000) * 1000};
+        bufferevent_set_timeouts(uc->bev, &rtv, &wtv);
+        uc->read_timeout_ms = s->read_timeout;
+        uc->write_timeout_ms = s->write_timeout;
+    }
     bufferevent_setwatermark(uc->bev, EV_READ, 0, SL_UPSTREAM_IN_HIGH);
     bufferevent_setwatermark(uc->bev, EV_WRITE, SL_UPSTREAM_IN_HIGH / 2, 0);
     struct evbuffer *out = bufferevent_get_output(uc->bev);
@@ -761,6 +765,7 @@ static void start_tunnel(sl_proxy_t *p)
     p->state = P_TUNNEL;
     r->c->state = SL_CONN_TUNNEL;
     bufferevent_set_timeouts(p->uc->bev, NULL, NULL);
+    p->uc->read_timeout_ms = p->uc->write_timeout_ms = -1;
     bufferevent_set_timeouts(r->c->bev, NULL, NULL);
     bufferevent_setwatermark(p->uc->bev, EV_READ, 0, 0);
     struct evbuffer *cin = bufferevent_get_input(r->c->bev);

@@ -42,6 +42,8 @@ struct sl_upconn_s {
     char *key;             /* "host:port|tls|sni|verify": what may reuse it */
     unsigned requests;     /* requests sent on it */
     uint64_t idle_since_ms;
+    int read_timeout_ms;   /* the timeouts the bufferevent has now (-1: none) */
+    int write_timeout_ms;
     struct event *idle_timer;
     TAILQ_ENTRY(sl_upconn_s) link;
 };

@@ -85,6 +85,7 @@ static void connected(sl_connect_t *ct)
     uc->w = ct->w;
     uc->bev = ct->bev;
     uc->key = ct->key;
+    uc->read_timeout_ms = uc->write_timeout_ms = -1;
     ct->bev = NULL;
     ct->key = NULL;
     int one = 1;
@@ -219,10 +220,8 @@ int sl_upstream_get(sl_worker_t *w, const sl_service_t *s, const char *sni, int 
         if (strcmp(uc->key, key) == 0) {
             TAILQ_REMOVE(&w->pool.idle, uc, link);
             w->pool.nidle--;
-            if (uc->idle_timer) {
-                event_free(uc->idle_timer);
-                uc->idle_timer = NULL;
-            }
+            if (uc->idle_timer)
+                evtimer_del(uc->idle_timer);
             bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
             *out = uc;
             *handle = NULL;
@@ -343,11 +342,14 @@ void sl_upstream_release(sl_worker_t *w, sl_upconn_t *uc, int reusable)
         upconn_free(uc);
         return;
     }
+    /* The service's timeouts stay set while idle (a read timeout ends an idle connection
+     * like the idle timer does); re-setting them per request costs two timer updates. */
     bufferevent_setcb(uc->bev, idle_read_cb, NULL, idle_event_cb, uc);
-    bufferevent_set_timeouts(uc->bev, NULL, NULL);
     bufferevent_setwatermark(uc->bev, EV_READ, 0, 0);
-    bufferevent_enable(uc->bev, EV_READ);
-    uc->idle_timer = evtimer_new(w->base, idle_timer_cb, uc);
+    if (!(bufferevent_get_enabled(uc->bev) & EV_READ))
+        bufferevent_enable(uc->bev, EV_READ);
+    if (uc->idle_timer == NULL)
+        uc->idle_timer = evtimer_new(w->base, idle_timer_cb, uc);
     int64_t ms = w->conf->upstream_keepalive_idle_timeout_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(uc->idle_timer, &tv);
