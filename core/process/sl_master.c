@@ -121,15 +121,23 @@ int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, cha
     return SL_OK;
 }
 
+/* The listeners. An entry with the reuseport flag holds no socket in the master: each
+ * worker gets its own SO_REUSEPORT socket at spawn, so the kernel spreads connections
+ * over the workers (a socket the master kept listening would take a share no one
+ * accepts). Entries without the flag are one socket that every worker accepts from. */
 typedef struct {
     sl_listen_fd_t fds[64];
+    sl_listen_t specs[64];
+    const char *props[64];
     size_t n;
 } listen_set_t;
 
 static void listen_set_close(listen_set_t *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        close(s->fds[i].fd);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->fds[i].fd >= 0)
+            close(s->fds[i].fd);
+    }
     s->n = 0;
 }
 
@@ -150,6 +158,13 @@ static int open_list(listen_set_t *s, const sl_listen_list_t *l, const char *pro
         int fd = sl_listener_open(&l->items[i], prop, err, errlen);
         if (fd < 0)
             return SL_ERROR;
+        if (l->items[i].reuseport) {
+            /* bound once to report a taken port now; the workers open their own */
+            close(fd);
+            fd = -1;
+        }
+        s->specs[s->n] = l->items[i];
+        s->props[s->n] = prop;
         s->fds[s->n].fd = fd;
         s->fds[s->n].ssl = l->items[i].ssl;
         s->fds[s->n].port = l->items[i].port;
@@ -202,19 +217,33 @@ static size_t nslots;
 
 static pid_t spawn(sl_master_t *m, listen_set_t *ls, int index)
 {
-    pid_t pid = fork();
-    if (pid < 0) {
-        sl_log_error("fork() failed: %s", strerror(errno));
-        return -1;
+    sl_listen_fd_t fds[SL_ARRAY_SIZE(ls->fds)];
+    for (size_t i = 0; i < ls->n; i++) {
+        fds[i] = ls->fds[i];
+        if (ls->specs[i].reuseport) {
+            char err[512];
+            fds[i].fd = sl_listener_open(&ls->specs[i], ls->props[i], err, sizeof(err));
+            if (fds[i].fd < 0)
+                sl_log_error("worker %d starts without this listener: %s", index, err);
+        }
     }
+    pid_t pid = fork();
+    if (pid < 0)
+        sl_log_error("fork() failed: %s", strerror(errno));
     if (pid == 0) {
         signal(SIGCHLD, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
-        sl_worker_main(index, m->conf, m->decl, m->L, ls->fds, ls->n);
+        sl_worker_main(index, m->conf, m->decl, m->L, fds, ls->n);
     }
+    for (size_t i = 0; i < ls->n; i++) {
+        if (ls->specs[i].reuseport && fds[i].fd >= 0)
+            close(fds[i].fd);
+    }
+    if (pid < 0)
+        return -1;
     if (nslots < SL_ARRAY_SIZE(slots)) {
         slots[nslots].pid = pid;
         slots[nslots].index = index;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/sl_log.h"
@@ -33,6 +34,26 @@ static void close_listeners(sl_worker_t *w)
     }
 }
 
+/* Before a graceful exit closes this worker's own (reuseport) sockets, take the
+ * connections already waiting in their accept queues: closing would reset them. */
+static void drain_accept_queues(sl_worker_t *w)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        sl_listener_t *ls = &w->listeners[i];
+        if (ls->ev == NULL)
+            continue;
+        evconnlistener_disable(ls->ev);
+        for (int k = 0; k < 4096; k++) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            int fd = accept4(ls->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            sl_server_accept_cb(ls->ev, fd, (struct sockaddr *)&ss, (int)len, ls);
+        }
+    }
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     sl_worker_t *w = arg;
@@ -41,6 +62,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
             return;
         sl_log_notice("gracefully shutting down");
         w->quitting = 1;
+        drain_accept_queues(w);
         close_listeners(w);
         sl_server_close_idle(w);
         sl_upstream_pool_close_all(w);
@@ -136,6 +158,8 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
     if (w->listeners == NULL)
         abort();
     for (size_t i = 0; i < nfds; i++) {
+        if (fds[i].fd < 0)
+            continue;
         sl_listener_t *ls = &w->listeners[w->nlisteners];
         ls->w = w;
         ls->fd = fds[i].fd;
