@@ -498,10 +498,64 @@ function helpers.stop_kong(prefix, preserve_prefix, _, signal)
     last_started = nil
   end
   running[prefix] = nil
+  helpers.collect_sanitizer_reports(prefix)
   if not preserve_prefix then
     util.rm_rf(prefix)
   end
   return true, err
+end
+
+
+local SANITIZER_MARKS = {
+  "runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+}
+
+
+--- When SLUICE_SANITIZER_REPORTS names a file, appends to it every sanitizer
+-- report (ASan, LSan, UBSan "runtime error:") found in the prefix's error
+-- log, with the lines after it, so `make test` can fail on them after the
+-- prefix is gone.
+function helpers.collect_sanitizer_reports(prefix)
+  local out_path = os.getenv("SLUICE_SANITIZER_REPORTS")
+  if not out_path or out_path == "" then
+    return
+  end
+  local f = io.open(prefix .. "/logs/error.log", "r")
+  if not f then
+    return
+  end
+  local lines = {}
+  for line in f:lines() do
+    lines[#lines + 1] = line
+  end
+  f:close()
+  local found = {}
+  local i = 1
+  while i <= #lines do
+    local hit = false
+    for _, mark in ipairs(SANITIZER_MARKS) do
+      if lines[i]:find(mark, 1, true) then
+        hit = true
+        break
+      end
+    end
+    if hit then
+      found[#found + 1] = "== " .. prefix .. "/logs/error.log"
+      for k = i, math.min(i + 15, #lines) do
+        found[#found + 1] = lines[k]
+      end
+      i = i + 16
+    else
+      i = i + 1
+    end
+  end
+  if #found > 0 then
+    local o = io.open(out_path, "a")
+    if o then
+      o:write(table.concat(found, "\n"), "\n")
+      o:close()
+    end
+  end
 end
 
 

@@ -208,6 +208,8 @@ static inline void sl_hbuf_flush(sl_hbuf_t *h)
 
 static inline void sl_hbuf_add(sl_hbuf_t *h, const void *d, size_t n)
 {
+    if (n == 0)
+        return; /* d may be NULL for an empty view */
     if (h->len + n > sizeof(h->buf)) {
         sl_hbuf_flush(h);
         if (n > sizeof(h->buf)) {
