@@ -351,7 +351,7 @@ describe("sluice.declarative", function()
         "kong.yml: routes[1]: must set one of 'methods', 'hosts', "
         .. "'headers', 'paths' when 'protocols' is 'http'" },
       { "host header", "routes:\n- headers: {Host: [a]}\n",
-        "kong.yml: routes[1]: headers.Host: cannot contain 'host' header, "
+        "kong.yml: routes[1]: headers: cannot contain 'host' header, "
         .. "which must be specified in the 'hosts' attribute" },
       { "path_handling", "routes:\n- paths: [/a]\n  path_handling: v2\n",
         "kong.yml: routes[1]: path_handling: expected one of: v0, v1" },
