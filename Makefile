@@ -27,7 +27,10 @@ HDRS := $(shell find core -name '*.h')
 
 .PHONY: all deps run test ctest spec fuzz fuzz-smoke bench install clean asan
 
-all: build/sluice
+all: build/sluice lua/sluice/ffi/cdefs.lua
+
+lua/sluice/ffi/cdefs.lua: core/lua/sl_lua_ffi.h tools/gen-cdefs
+	sh tools/gen-cdefs
 
 deps:
 	@sh tools/install-deps
@@ -73,14 +76,17 @@ run: deps
 	build/sluice start --foreground -c examples/sluice.conf
 
 test: deps
-	@$(MAKE) --no-print-directory build/sluice build/sluice-asan ctest build/fuzz/fuzz_http_parse
+	@$(MAKE) --no-print-directory build/sluice build/sluice-asan ctest build/fuzz/fuzz_http_parse lua/sluice/ffi/cdefs.lua
 	@sh tools/run-tests
 
 bench: deps
 	@$(MAKE) --no-print-directory build/sluice
 	@sh bench/run.sh
 
-install: build/sluice
+install: build/sluice lua/sluice/ffi/cdefs.lua
+
+lua/sluice/ffi/cdefs.lua: core/lua/sl_lua_ffi.h tools/gen-cdefs
+	sh tools/gen-cdefs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice
 	install -m 755 build/sluice $(DESTDIR)$(PREFIX)/bin/sluice
 	cp -R lua $(DESTDIR)$(PREFIX)/share/sluice/

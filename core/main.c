@@ -22,6 +22,7 @@
 
 #include "base/sl_log.h"
 #include "lua/sl_lua_vm.h"
+#include "lua/sl_shdict.h"
 #include "process/sl_master.h"
 
 typedef struct {
@@ -127,6 +128,46 @@ static void absolutize(char **path)
     }
 }
 
+/* lua_shared_dict = name size, name size: the zones every worker shares (ngx.shared),
+ * created once here, before the first fork; a reload keeps them. */
+static int create_shared_dicts(const sl_conf_t *conf, char *err, size_t errlen)
+{
+    const char *spec = sl_conf_get(conf, "lua_shared_dict");
+    if (spec == NULL)
+        return SL_OK;
+    char *copy = strdup(spec);
+    if (copy == NULL)
+        abort();
+    char *save = NULL;
+    int rc = SL_OK;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char name[128], size[64];
+        if (sscanf(item, " %127s %63s", name, size) != 2) {
+            snprintf(err, errlen, "property 'lua_shared_dict': expected \"name size\", got \"%s\"",
+                     item);
+            rc = SL_ERROR;
+            break;
+        }
+        ssize_t bytes = sl_shdict_parse_size(size, strlen(size));
+        if (bytes <= 0) {
+            snprintf(err, errlen, "property 'lua_shared_dict': invalid size \"%s\" for %s", size,
+                     name);
+            rc = SL_ERROR;
+            break;
+        }
+        if (sl_shdict_find(name, strlen(name)) != NULL)
+            continue;
+        char e[256];
+        if (sl_shdict_create(name, (size_t)bytes, e, sizeof(e)) == NULL) {
+            snprintf(err, errlen, "property 'lua_shared_dict': %s", e);
+            rc = SL_ERROR;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
 static int cmd_start(const cli_t *cli)
 {
     char err[8192];
@@ -148,6 +189,12 @@ static int cmd_start(const cli_t *cli)
     if (running(old)) {
         fprintf(stderr, "Error: Sluice is already running in %s (pid %d)\n", conf->prefix,
                 (int)old);
+        sl_conf_destroy(conf);
+        free(conf_path);
+        return 1;
+    }
+    if (create_shared_dicts(conf, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "Error: %s\n", err);
         sl_conf_destroy(conf);
         free(conf_path);
         return 1;
@@ -404,6 +451,12 @@ static int cmd_config(const cli_t *cli)
     lua_State *L = sl_lua_vm_create(conf, err, sizeof(err));
     if (L == NULL) {
         fprintf(stderr, "Error: %s\n", err);
+        sl_conf_destroy(conf);
+        return 1;
+    }
+    if (sl_master_load_plugins(L, conf, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "Error: %s\n", err);
+        lua_close(L);
         sl_conf_destroy(conf);
         return 1;
     }

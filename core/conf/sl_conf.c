@@ -87,6 +87,8 @@ static const sl_conf_def_t sl_conf_defs[] = {
     {P("node_id", "", K_NODE_ID, SUPPORTED, F(node_id))},
     {P("lua_package_path", "./?.lua;./?/init.lua;", K_STR, SUPPORTED, F(lua_package_path))},
     {P("lua_package_cpath", "", K_STR, SUPPORTED, F(lua_package_cpath))},
+    {P("lua_shared_dict", "kong 5m, kong_locks 8m, kong_rate_limiting_counters 12m, "
+       "kong_db_cache 32m, kong_core_db_cache 32m", K_STR, SUPPORTED, NOF)},
     {P("mem_cache_size", "128m", K_SIZE, ACCEPTED, NOF), R(1, MAXL)},
     {P("router_flavor", "traditional_compatible", K_ENUM, ACCEPTED, NOF),
      .choices = router_flavors},

@@ -259,6 +259,12 @@ sl_decl_t *sl_decl_load(lua_State *L, const char *path, const char *text, char *
     lua_getfield(L, -1, "regex_check");
     lua_setfield(L, -3, "regex_check");
     lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice.plugins");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "check_row");
+    lua_setfield(L, -3, "plugin_check");
+    lua_pop(L, 1);
     if (sl_lua_pcall(L, path ? 2 : 3, 2, err, errlen) != SL_OK) {
         lua_settop(L, top);
         return NULL;
@@ -359,6 +365,13 @@ sl_decl_t *sl_decl_load(lua_State *L, const char *path, const char *text, char *
     }
     lua_pushvalue(L, cfg);
     d->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* the generation the runtime (workers) runs with */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice.declarative");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, cfg);
+    lua_setfield(L, -2, "current");
+    lua_pop(L, 1);
     lua_settop(L, top);
     return d;
 }

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "base/sl_log.h"
+#include "lua/sl_lua_runtime.h"
+#include <lauxlib.h>
 #include "http/sl_server.h"
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -67,7 +69,10 @@ const char *sl_status_reason(int status)
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 203: return "Non-Authoritative Information";
+    case 205: return "Reset Content";
     case 206: return "Partial Content";
+    case 303: return "See Other";
     case 301: return "Moved Permanently";
     case 302: return "Found";
     case 304: return "Not Modified";
@@ -79,12 +84,18 @@ const char *sl_status_reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
     case 409: return "Conflict";
+    case 410: return "Gone";
+    case 412: return "Precondition Failed";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 422: return "Unprocessable Entity";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -328,22 +339,107 @@ void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_de
         n = 0;
     if ((size_t)n >= sizeof(body))
         n = sizeof(body) - 1;
+    sl_req_send_generated(r, status, ctype, body, (size_t)n, close_conn);
+}
+
+void sl_req_apply_resp_pre(sl_req_t *r)
+{
+    for (size_t i = 0; i < r->resp_pre_removed.n; i++) {
+        sl_hdr_t *h = &r->resp_pre_removed.items[i];
+        sl_hdr_list_remove(&r->resp_headers, (sl_str_t){h->name, h->name_len});
+    }
+    for (size_t i = 0; i < r->resp_pre_set.n; i++) {
+        sl_hdr_t *h = &r->resp_pre_set.items[i];
+        sl_hdr_list_add(&r->resp_headers, (sl_str_t){h->name, h->name_len},
+                        (sl_str_t){h->value, h->value_len});
+    }
+}
+
+static void add_u64_header(sl_hdr_list_t *l, sl_str_t name, uint64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    sl_hdr_list_add(l, name, (sl_str_t){buf, (size_t)n});
+}
+
+void sl_req_send_generated(sl_req_t *r, int status, const char *ctype, const char *body,
+                           size_t len, int close_conn)
+{
+    sl_conn_t *c = r->c;
+    sl_worker_t *w = c->w;
+    unsigned hdrs = w->conf->headers;
+    if (r->response_started) {
+        r->keepalive = 0;
+        r->response_done = 1;
+        c->close_after = 1;
+        sl_conn_close(c);
+        return;
+    }
     if (close_conn || !r->body_done)
         r->keepalive = 0;
     r->status = status;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, sl_status_reason(status));
-    sl_req_add_common_headers(r, out, 1);
-    evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %d\r\nConnection: %s\r\n", ctype,
-                        n, status == 426 ? "Upgrade" : r->keepalive ? "keep-alive" : "close");
+
+    sl_hdr_list_t *hl = &r->resp_headers;
+    sl_hdr_list_clear(hl);
+    r->resp_headers_ready = 1;
+    const char *date = sl_http_date();
+    sl_hdr_list_add(hl, SL_STR("Date"), (sl_str_t){date, strlen(date)});
+    if (ctype != NULL)
+        sl_hdr_list_add(hl, SL_STR("Content-Type"), (sl_str_t){ctype, strlen(ctype)});
+    if (hdrs & SL_HDR_SERVER)
+        sl_hdr_list_add(hl, SL_STR("Server"), SL_STR("sluice/" SLUICE_VERSION));
+    if (hdrs & SL_HDR_RESPONSE_LATENCY)
+        add_u64_header(hl, SL_STR("X-Kong-Response-Latency"),
+                       (sl_now_us() - r->start_us) / 1000);
+    if (hdrs & SL_HDR_REQUEST_ID)
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Request-Id"), (sl_str_t){r->id, 32});
     if (status == 426)
-        SL_EVB_LIT(out, "Upgrade: TLS/1.2, HTTP/1.1\r\n");
-    evbuffer_add(out, "\r\n", 2);
-    int is_head = r->head_len > 0 && sl_str_eq(r->h.method, SL_STR("HEAD"));
-    if (!is_head) {
-        evbuffer_add(out, body, (size_t)n);
-        r->bytes_sent = (uint64_t)n;
+        sl_hdr_list_add(hl, SL_STR("Upgrade"), SL_STR("TLS/1.2, HTTP/1.1"));
+    sl_req_apply_resp_pre(r);
+
+    struct evbuffer *filtered = NULL;
+    if (r->lua_flags & SL_LUA_HEADER_FILTER)
+        sl_lua_header_filter(r);
+    if (r->lua_flags & SL_LUA_BODY_FILTER) {
+        filtered = evbuffer_new();
+        sl_lua_body_filter(r, body, len, 1, filtered);
+        len = evbuffer_get_length(filtered);
+        body = (const char *)evbuffer_pullup(filtered, -1);
     }
+    sl_hdr_list_remove(hl, SL_STR("Content-Length"));
+    sl_hdr_list_remove(hl, SL_STR("Transfer-Encoding"));
+    add_u64_header(hl, SL_STR("Content-Length"), len);
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    sl_hbuf_t hb;
+    hb.eb = out;
+    hb.len = 0;
+    char sl[64];
+    int sn = snprintf(sl, sizeof(sl), "HTTP/1.1 %d %s\r\n", r->status, sl_status_reason(r->status));
+    sl_hbuf_add(&hb, sl, (size_t)sn);
+    for (size_t i = 0; i < hl->n; i++) {
+        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
+                           SL_STR("connection")))
+            continue;
+        sl_hbuf_add(&hb, hl->items[i].name, hl->items[i].name_len);
+        SL_HB_LIT(&hb, ": ");
+        sl_hbuf_add(&hb, hl->items[i].value, hl->items[i].value_len);
+        SL_HB_LIT(&hb, "\r\n");
+    }
+    if (r->status == 426)
+        SL_HB_LIT(&hb, "Connection: Upgrade\r\n\r\n");
+    else if (r->keepalive)
+        SL_HB_LIT(&hb, "Connection: keep-alive\r\n\r\n");
+    else
+        SL_HB_LIT(&hb, "Connection: close\r\n\r\n");
+    sl_hbuf_flush(&hb);
+    int is_head = r->head_len > 0 && sl_str_eq(r->h.method, SL_STR("HEAD"));
+    if (!is_head && len > 0) {
+        evbuffer_add(out, body, len);
+        r->bytes_sent = len;
+    }
+    if (filtered)
+        evbuffer_free(filtered);
     r->response_started = 1;
     sl_req_response_done(r);
 }
@@ -438,8 +534,30 @@ static sl_req_t *req_create(sl_conn_t *c)
     }
     r->c = c;
     r->start_us = sl_now_us();
+    r->lua_co_ref = LUA_NOREF;
+    r->up_connect_timeout = r->up_write_timeout = r->up_read_timeout = r->up_retries = -1;
     request_id(r->id);
     return r;
+}
+
+/* Frees what the Lua side attached to a request; the lists keep no memory afterwards. */
+static void req_reset_lua(sl_req_t *r)
+{
+    sl_lua_request_done(r);
+    sl_hdr_list_dispose(&r->up_set);
+    sl_hdr_list_dispose(&r->up_removed);
+    sl_hdr_list_dispose(&r->resp_headers);
+    sl_hdr_list_dispose(&r->resp_pre_set);
+    sl_hdr_list_dispose(&r->resp_pre_removed);
+    free(r->up_path);
+    free(r->up_query);
+    free(r->up_method);
+    free(r->exit_body);
+    free(r->new_body);
+    if (r->body_buf)
+        evbuffer_free(r->body_buf);
+    r->body_buf = NULL;
+    r->up_path = r->up_query = r->up_method = r->exit_body = r->new_body = NULL;
 }
 
 static void req_destroy(sl_req_t *r)
@@ -456,6 +574,7 @@ static void req_free(sl_req_t *r)
         return;
     if (r->proxy)
         sl_proxy_free(r->proxy);
+    req_reset_lua(r);
     sl_worker_t *w = r->c->w;
     if (w->nfree_reqs >= REQ_CACHE_MAX || r->head_cap > 65536) {
         req_destroy(r);
@@ -598,6 +717,8 @@ static void req_finalize(sl_conn_t *c)
     sl_worker_t *w = c->w;
     w->total_requests++;
     c->requests++;
+    if (r->lua_flags & SL_LUA_LOG)
+        sl_lua_log(r);
     sl_access_log_write(w, r);
     int keep = r->keepalive && !c->close_after && !w->quitting &&
                (int)c->requests < w->conf->keepalive_requests && r->body_done;
@@ -790,6 +911,22 @@ static void route_request(sl_req_t *r)
         return;
     }
     r->service = r->route->service;
+    if (w->lua_active) {
+        sl_lua_run_access(r);
+        return;
+    }
+    sl_req_access_done(r);
+}
+
+void sl_req_access_done(sl_req_t *r)
+{
+    if (r->response_started)
+        return;
+    if (r->lua_flags & SL_LUA_EXIT) {
+        const sl_hdr_t *ct = sl_hdr_list_find(&r->resp_pre_set, SL_STR("content-type"));
+        sl_req_send_generated(r, r->status, ct ? NULL : NULL, r->exit_body, r->exit_body_len, 0);
+        return;
+    }
     if (r->service == NULL) {
         sl_req_send_error(r, 503, "no Service found with those values", 1, 0);
         return;
@@ -952,6 +1089,10 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
         break;
     case SL_CONN_ACTIVE:
     case SL_CONN_TUNNEL:
+        if (c->req && c->req->body_wait) {
+            sl_lua_body_readable(c->req);
+            break;
+        }
         if (c->req && c->req->proxy)
             sl_proxy_client_readable(c->req);
         else if (c->req && !c->req->body_done && c->req->response_done) {

@@ -11,6 +11,7 @@
 #include "base/sl_log.h"
 #include "http/sl_server.h"
 #include "http/sl_upstream.h"
+#include "lua/sl_lua_runtime.h"
 
 #define REPLAY_MAX (64 * 1024)
 #define RESP_MAX_HEADERS 128
@@ -120,6 +121,9 @@ static int build_uri(sl_proxy_t *p)
     return sl_router_upstream_path(&r->match, spath, p->uri, p->uri_cap, &p->uri_len);
 }
 
+/* A header kong.service.request replaced or cleared: the computed one is not sent. */
+#define EDITED(r, lit) ((r)->up_removed.n && sl_hdr_list_find(&(r)->up_removed, SL_STR(lit)))
+
 /* Writes the upstream request head into b (the upstream connection's output). */
 static void build_head(sl_proxy_t *p, struct evbuffer *dst)
 {
@@ -132,17 +136,35 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
     const sl_service_t *s = r->service;
     unsigned hdrs = p->w->conf->headers;
 
-    SL_HB_STR(b, r->h.method);
+    if (r->up_method)
+        sl_hbuf_add(b, r->up_method, strlen(r->up_method));
+    else
+        SL_HB_STR(b, r->h.method);
     SL_HB_LIT(b, " ");
-    sl_hbuf_add(b, p->uri, p->uri_len);
-    /* keep the query exactly as the client sent it */
-    const char *q = memchr(r->h.target.data, '?', r->h.target.len);
-    if (q != NULL)
-        sl_hbuf_add(b, q, (size_t)(r->h.target.data + r->h.target.len - q));
+    if (r->up_path)
+        sl_hbuf_add(b, r->up_path, strlen(r->up_path));
+    else
+        sl_hbuf_add(b, p->uri, p->uri_len);
+    if (r->up_query_set) {
+        if (r->up_query[0] != '\0') {
+            SL_HB_LIT(b, "?");
+            sl_hbuf_add(b, r->up_query, strlen(r->up_query));
+        }
+    } else {
+        /* keep the query exactly as the client sent it */
+        const char *q = memchr(r->h.target.data, '?', r->h.target.len);
+        if (q != NULL)
+            sl_hbuf_add(b, q, (size_t)(r->h.target.data + r->h.target.len - q));
+    }
     sl_hbuf_add(b, " HTTP/1.1\r\n", 11);
 
     const sl_str_t *host = req_header(r, SL_STR("host"));
-    if (r->route->preserve_host && (r->info.host.len || host)) {
+    const sl_hdr_t *host_edit = sl_hdr_list_find(&r->up_set, SL_STR("host"));
+    if (host_edit != NULL) {
+        SL_HB_LIT(b, "Host: ");
+        sl_hbuf_add(b, host_edit->value, host_edit->value_len);
+        SL_HB_LIT(b, "\r\n");
+    } else if (r->route->preserve_host && (r->info.host.len || host)) {
         sl_str_t h = r->info.host.len ? r->info.host : *host;
         SL_HB_LIT(b, "Host: ");
         SL_HB_STR(b, h);
@@ -164,7 +186,8 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
             via = &h->value;
             continue;
         }
-        if (is_hop_header(h->name) || in_connection_tokens(conn, h->name))
+        if (is_hop_header(h->name) || in_connection_tokens(conn, h->name) ||
+            (r->up_removed.n && sl_hdr_list_find(&r->up_removed, h->name)))
             continue;
         sl_hbuf_add(b, h->name.data, h->name.len);
         sl_hbuf_add(b, ": ", 2);
@@ -179,18 +202,25 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         sl_hbuf_add(b, "Connection: keep-alive\r\n", 24);
     }
     size_t iplen = strlen(r->client_ip);
-    SL_HB_LIT(b, "X-Real-IP: ");
-    sl_hbuf_add(b, r->client_ip, iplen);
-    SL_HB_LIT(b, "\r\nX-Forwarded-For: ");
-    if (xff) {
-        SL_HB_STR(b, *xff);
-        SL_HB_LIT(b, ", ");
+    if (!EDITED(r, "x-real-ip")) {
+        SL_HB_LIT(b, "X-Real-IP: ");
+        sl_hbuf_add(b, r->client_ip, iplen);
+        SL_HB_LIT(b, "\r\n");
     }
-    sl_hbuf_add(b, r->client_ip, iplen);
-    SL_HB_LIT(b, "\r\n");
+    if (!EDITED(r, "x-forwarded-for")) {
+        SL_HB_LIT(b, "X-Forwarded-For: ");
+        if (xff) {
+            SL_HB_STR(b, *xff);
+            SL_HB_LIT(b, ", ");
+        }
+        sl_hbuf_add(b, r->client_ip, iplen);
+        SL_HB_LIT(b, "\r\n");
+    }
     /* a trusted peer's own X-Forwarded-* values are kept, as Kong does */
     const sl_str_t *fwd;
-    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
+    if (EDITED(r, "x-forwarded-proto")) {
+        /* set or cleared by a plugin */
+    } else if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
         SL_HB_LIT(b, "X-Forwarded-Proto: ");
         SL_HB_STR(b, *fwd);
         SL_HB_LIT(b, "\r\n");
@@ -210,10 +240,14 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         fh = *fwd;
         fhl = fh.len;
     }
-    SL_HB_LIT(b, "X-Forwarded-Host: ");
-    sl_hbuf_add(b, fh.data, fhl);
-    SL_HB_LIT(b, "\r\n");
-    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
+    if (!EDITED(r, "x-forwarded-host")) {
+        SL_HB_LIT(b, "X-Forwarded-Host: ");
+        sl_hbuf_add(b, fh.data, fhl);
+        SL_HB_LIT(b, "\r\n");
+    }
+    if (EDITED(r, "x-forwarded-port")) {
+        /* set or cleared by a plugin */
+    } else if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
         SL_HB_LIT(b, "X-Forwarded-Port: ");
         SL_HB_STR(b, *fwd);
         SL_HB_LIT(b, "\r\n");
@@ -221,11 +255,15 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         SL_HB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
     }
     fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-path")) : NULL;
-    SL_HB_LIT(b, "X-Forwarded-Path: ");
-    SL_HB_STR(b, fwd ? *fwd : r->h.path);
-    SL_HB_LIT(b, "\r\n");
+    if (!EDITED(r, "x-forwarded-path")) {
+        SL_HB_LIT(b, "X-Forwarded-Path: ");
+        SL_HB_STR(b, fwd ? *fwd : r->h.path);
+        SL_HB_LIT(b, "\r\n");
+    }
     fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-prefix")) : NULL;
-    if (fwd != NULL) {
+    if (EDITED(r, "x-forwarded-prefix")) {
+        /* set or cleared by a plugin */
+    } else if (fwd != NULL) {
         SL_HB_LIT(b, "X-Forwarded-Prefix: ");
         SL_HB_STR(b, *fwd);
         SL_HB_LIT(b, "\r\n");
@@ -234,7 +272,9 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         sl_hbuf_add(b, r->match.path.data, r->match.match_len);
         SL_HB_LIT(b, "\r\n");
     }
-    if (hdrs & SL_HDR_VIA) {
+    if (EDITED(r, "via")) {
+        /* set or cleared by a plugin */
+    } else if (hdrs & SL_HDR_VIA) {
         if (via)
             sl_hbuf_printf(b, "Via: %.*s, 1.1 sluice/%s\r\n", (int)via->len, via->data,
                                 SLUICE_VERSION);
@@ -243,12 +283,27 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
     } else if (via) {
         sl_hbuf_printf(b, "Via: %.*s\r\n", (int)via->len, via->data);
     }
-    if (p->w->conf->headers_upstream & SL_HDR_REQUEST_ID) {
+    if ((p->w->conf->headers_upstream & SL_HDR_REQUEST_ID) && !EDITED(r, "x-kong-request-id")) {
         SL_HB_LIT(b, "X-Kong-Request-Id: ");
         sl_hbuf_add(b, r->id, 32);
         SL_HB_LIT(b, "\r\n");
     }
-    if (r->body_kind == SL_BODY_CHUNKED) {
+    for (size_t i = 0; i < r->up_set.n; i++) {
+        sl_hdr_t *e = &r->up_set.items[i];
+        if (sl_str_case_eq((sl_str_t){e->name, e->name_len}, SL_STR("host")))
+            continue;
+        sl_hbuf_add(b, e->name, e->name_len);
+        SL_HB_LIT(b, ": ");
+        sl_hbuf_add(b, e->value, e->value_len);
+        SL_HB_LIT(b, "\r\n");
+    }
+    if (r->new_body_set) {
+        /* kong.service.request.set_raw_body: the client's body is dropped as it comes */
+        SL_HB_HEADER_U64(b, "Content-Length: ", (uint64_t)r->new_body_len);
+    } else if (r->body_buf != NULL && r->body_done) {
+        /* read whole for the plugins: sent with its length, whatever its framing was */
+        SL_HB_HEADER_U64(b, "Content-Length: ", (uint64_t)evbuffer_get_length(r->body_buf));
+    } else if (r->body_kind == SL_BODY_CHUNKED) {
         sl_hbuf_add(b, "Transfer-Encoding: chunked\r\n", 28);
         p->up_chunked = 1;
     } else if (r->body_kind == SL_BODY_LENGTH) {
@@ -348,6 +403,13 @@ static void pump_body(sl_proxy_t *p)
         bufferevent_disable(r->c->bev, EV_READ);
         return;
     }
+    if (r->new_body_set) {
+        int st = 400;
+        int drc = sl_req_body_pump(r, NULL, 0, SIZE_MAX, &st);
+        if (drc == SL_DONE)
+            set_client_body_timeout(r, 0);
+        return;
+    }
     struct evbuffer *tmp = evbuffer_new();
     int status = 400;
     int rc = sl_req_body_pump(r, tmp, p->up_chunked, SL_UPSTREAM_IN_HIGH - have, &status);
@@ -399,17 +461,31 @@ static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
     p->sent = 1;
     uc->requests++;
     bufferevent_setcb(uc->bev, up_read_cb, up_write_cb, up_event_cb, p);
-    if (uc->read_timeout_ms != s->read_timeout || uc->write_timeout_ms != s->write_timeout) {
-        struct timeval rtv = {s->read_timeout / 1000, (s->read_timeout % 1000) * 1000};
-        struct timeval wtv = {s->write_timeout / 1000, (s->write_timeout % 1000) * 1000};
+    int rt = r->up_read_timeout > 0 ? r->up_read_timeout : s->read_timeout;
+    int wt = r->up_write_timeout > 0 ? r->up_write_timeout : s->write_timeout;
+    if (uc->read_timeout_ms != rt || uc->write_timeout_ms != wt) {
+        struct timeval rtv = {rt / 1000, (rt % 1000) * 1000};
+        struct timeval wtv = {wt / 1000, (wt % 1000) * 1000};
         bufferevent_set_timeouts(uc->bev, &rtv, &wtv);
-        uc->read_timeout_ms = s->read_timeout;
-        uc->write_timeout_ms = s->write_timeout;
+        uc->read_timeout_ms = rt;
+        uc->write_timeout_ms = wt;
     }
     bufferevent_setwatermark(uc->bev, EV_READ, 0, SL_UPSTREAM_IN_HIGH);
     bufferevent_setwatermark(uc->bev, EV_WRITE, SL_UPSTREAM_IN_HIGH / 2, 0);
     struct evbuffer *out = bufferevent_get_output(uc->bev);
     build_head(p, out);
+    if (r->new_body_set) {
+        if (r->new_body_len)
+            evbuffer_add(out, r->new_body, r->new_body_len);
+    } else if (r->body_buf != NULL && evbuffer_get_length(r->body_buf) > 0) {
+        /* the part the plugins read comes first (kept for a retry) */
+        size_t n = evbuffer_get_length(r->body_buf);
+        if (p->up_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", n);
+        evbuffer_add(out, evbuffer_pullup(r->body_buf, -1), n);
+        if (p->up_chunked)
+            evbuffer_add(out, "\r\n", 2);
+    }
     if (p->replayable && p->replay != NULL && evbuffer_get_length(p->replay) > 0) {
         const unsigned char *b = evbuffer_pullup(p->replay, -1);
         evbuffer_add(out, b, evbuffer_get_length(p->replay));
@@ -449,8 +525,9 @@ static void try_connect(sl_proxy_t *p)
     p->reused = 0;
     p->sent = 0;
     sl_upconn_t *uc = NULL;
-    int rc = sl_upstream_get(p->w, s, p->sni[0] ? p->sni : s->host, s->connect_timeout,
-                             connect_cb, p, &uc, &p->connecting);
+    int ct = r->up_connect_timeout > 0 ? r->up_connect_timeout : s->connect_timeout;
+    int rc = sl_upstream_get(p->w, s, p->sni[0] ? p->sni : s->host, ct, connect_cb, p, &uc,
+                             &p->connecting);
     if (rc == SL_OK) {
         p->reused = 1;
         on_connected(p, uc);
@@ -482,7 +559,7 @@ void sl_proxy_start(sl_req_t *r)
     p->r = r;
     p->w = w;
     r->proxy = p;
-    p->tries_left = r->service->retries;
+    p->tries_left = r->up_retries >= 0 ? r->up_retries : r->service->retries;
     p->replayable = 1;
     sl_str_t m = r->h.method;
     p->idempotent = !(sl_str_eq(m, SL_STR("POST")) || sl_str_eq(m, SL_STR("PATCH")) ||
@@ -545,8 +622,127 @@ static int skip_resp_header(sl_proxy_t *p, sl_str_t n)
     return 0;
 }
 
+static int skip_resp_header(sl_proxy_t *p, sl_str_t n);
+static void body_to_client_eof(sl_proxy_t *p, const char *data, size_t len, int eof);
+
+/* The response head when plugins may change it: gathered into r->resp_headers, edited by
+ * the kong.response calls made in access and by header_filter, then written. */
+static void send_response_head_lua(sl_proxy_t *p)
+{
+    sl_req_t *r = p->r;
+    sl_conn_t *c = r->c;
+    unsigned hdrs = p->w->conf->headers;
+    bufferevent_enable(c->bev, EV_WRITE);
+    r->upstream_latency_ms = (sl_now_us() - p->t_connected_us) / 1000;
+    r->status = p->rh.status;
+    int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+    if (!r->body_done)
+        r->keepalive = 0;
+    sl_hdr_list_t *hl = &r->resp_headers;
+    sl_hdr_list_clear(hl);
+    r->resp_headers_ready = 1;
+    const sl_str_t *conn = NULL, *via = NULL;
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        if (sl_str_case_eq(p->rh.headers[i].name, SL_STR("connection")))
+            conn = &p->rh.headers[i].value;
+    }
+    int has_server = 0, has_date = 0;
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        sl_header_t *h = &p->rh.headers[i];
+        if (skip_resp_header(p, h->name) || in_connection_tokens(conn, h->name))
+            continue;
+        if (sl_str_case_eq(h->name, SL_STR("via")) && (hdrs & SL_HDR_VIA)) {
+            via = &h->value;
+            continue;
+        }
+        has_server |= sl_str_case_eq(h->name, SL_STR("server"));
+        has_date |= sl_str_case_eq(h->name, SL_STR("date"));
+        sl_hdr_list_add(hl, h->name, h->value);
+    }
+    char buf[512];
+    if (!has_date) {
+        const char *d = sl_http_date();
+        sl_hdr_list_add(hl, SL_STR("Date"), (sl_str_t){d, strlen(d)});
+    }
+    if (!has_server && (hdrs & SL_HDR_SERVER))
+        sl_hdr_list_add(hl, SL_STR("Server"), SL_STR("sluice/" SLUICE_VERSION));
+    if (hdrs & SL_HDR_VIA) {
+        int n = via ? snprintf(buf, sizeof(buf), "%.*s, 1.1 sluice/%s", (int)via->len, via->data,
+                               SLUICE_VERSION)
+                    : snprintf(buf, sizeof(buf), "1.1 sluice/%s", SLUICE_VERSION);
+        sl_hdr_list_add(hl, SL_STR("Via"), (sl_str_t){buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1});
+    }
+    if (hdrs & SL_HDR_UPSTREAM_LATENCY) {
+        int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->upstream_latency_ms);
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Upstream-Latency"), (sl_str_t){buf, (size_t)n});
+    }
+    if (hdrs & SL_HDR_PROXY_LATENCY) {
+        int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->proxy_latency_ms);
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Proxy-Latency"), (sl_str_t){buf, (size_t)n});
+    }
+    if (hdrs & SL_HDR_UPSTREAM_STATUS) {
+        int n = snprintf(buf, sizeof(buf), "%d", p->rh.status);
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Upstream-Status"), (sl_str_t){buf, (size_t)n});
+    }
+    if (hdrs & SL_HDR_REQUEST_ID)
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Request-Id"), (sl_str_t){r->id, 32});
+    sl_req_apply_resp_pre(r);
+    if (r->lua_flags & SL_LUA_HEADER_FILTER)
+        sl_lua_header_filter(r);
+
+    /* framing follows the final head: no Content-Length left means chunked (or close) */
+    sl_hdr_list_remove(hl, SL_STR("Transfer-Encoding"));
+    int body = p->rh.status != 101 && !p->ri.no_body && !is_head;
+    int has_cl = sl_hdr_list_find(hl, SL_STR("content-length")) != NULL;
+    if (p->rh.status == 101) {
+        r->keepalive = 0;
+    } else if (body && !has_cl) {
+        if (r->h.minor_version >= 1) {
+            p->out_chunked = 1;
+        } else {
+            p->out_close = 1;
+            r->keepalive = 0;
+        }
+    }
+    sl_hbuf_t hb;
+    hb.eb = bufferevent_get_output(c->bev);
+    hb.len = 0;
+    int n;
+    if (r->status == p->rh.status)
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %.*s\r\n", r->status,
+                     (int)(p->rh.reason.len < 200 ? p->rh.reason.len : 200), p->rh.reason.data);
+    else
+        n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n", r->status,
+                     sl_status_reason(r->status));
+    sl_hbuf_add(&hb, buf, (size_t)n);
+    for (size_t i = 0; i < hl->n; i++) {
+        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
+                           SL_STR("connection")))
+            continue;
+        sl_hbuf_add(&hb, hl->items[i].name, hl->items[i].name_len);
+        SL_HB_LIT(&hb, ": ");
+        sl_hbuf_add(&hb, hl->items[i].value, hl->items[i].value_len);
+        SL_HB_LIT(&hb, "\r\n");
+    }
+    if (p->out_chunked)
+        SL_HB_LIT(&hb, "Transfer-Encoding: chunked\r\n");
+    if (p->rh.status == 101)
+        SL_HB_LIT(&hb, "Connection: upgrade\r\n\r\n");
+    else if (r->keepalive)
+        SL_HB_LIT(&hb, "Connection: keep-alive\r\n\r\n");
+    else
+        SL_HB_LIT(&hb, "Connection: close\r\n\r\n");
+    sl_hbuf_flush(&hb);
+    r->response_started = 1;
+}
+
 static void send_response_head(sl_proxy_t *p)
 {
+    if ((p->r->lua_flags & SL_LUA_HEADER_FILTER) || p->r->resp_pre_set.n ||
+        p->r->resp_pre_removed.n || (p->r->lua_flags & SL_LUA_BODY_FILTER)) {
+        send_response_head_lua(p);
+        return;
+    }
     sl_req_t *r = p->r;
     sl_conn_t *c = r->c;
     unsigned hdrs = p->w->conf->headers;
@@ -646,6 +842,8 @@ static void response_complete(sl_proxy_t *p, int reusable)
 {
     sl_req_t *r = p->r;
     sl_conn_t *c = r->c;
+    if (r->lua_flags & SL_LUA_BODY_FILTER)
+        body_to_client_eof(p, NULL, 0, 1);
     if (p->out_chunked)
         evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
     p->state = P_DONE;
@@ -662,8 +860,10 @@ static void response_complete(sl_proxy_t *p, int reusable)
     sl_req_response_done(r);
 }
 
-static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
+static void frame_to_client(sl_proxy_t *p, const char *data, size_t len)
 {
+    if (len == 0)
+        return;
     struct evbuffer *out = bufferevent_get_output(p->r->c->bev);
     if (p->out_chunked)
         evbuffer_add_printf(out, "%zx\r\n", len);
@@ -672,6 +872,28 @@ static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
         evbuffer_add(out, "\r\n", 2);
     p->r->bytes_sent += len;
     bufferevent_enable(p->r->c->bev, EV_WRITE);
+}
+
+/* One run of body bytes to the client, through the plugins' body_filter when they have
+ * one (eof: the last call, possibly with no bytes). */
+static void body_to_client_eof(sl_proxy_t *p, const char *data, size_t len, int eof)
+{
+    sl_req_t *r = p->r;
+    if (!(r->lua_flags & SL_LUA_BODY_FILTER)) {
+        frame_to_client(p, data, len);
+        return;
+    }
+    struct evbuffer *tmp = evbuffer_new();
+    sl_lua_body_filter(r, data, len, eof, tmp);
+    size_t n = evbuffer_get_length(tmp);
+    if (n > 0)
+        frame_to_client(p, (const char *)evbuffer_pullup(tmp, -1), n);
+    evbuffer_free(tmp);
+}
+
+static void body_to_client(sl_proxy_t *p, const char *data, size_t len)
+{
+    body_to_client_eof(p, data, len, 0);
 }
 
 /* The response cannot be completed (the upstream broke off mid-body): stop proxying, send
@@ -740,7 +962,7 @@ static int pump_response(sl_proxy_t *p)
         size_t n = avail;
         if (!p->ri.close_delimited && (uint64_t)p->remaining < n)
             n = (size_t)p->remaining;
-        if (p->out_chunked) {
+        if (p->out_chunked || (r->lua_flags & SL_LUA_BODY_FILTER)) {
             const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
             body_to_client(p, d, n);
             evbuffer_drain(in, n);

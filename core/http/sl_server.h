@@ -24,6 +24,7 @@
 #include "conf/sl_conf.h"
 #include "conf/sl_decl.h"
 #include "http/sl_http_parse.h"
+#include "http/sl_hdr_list.h"
 #include "http/sl_http_request.h"
 #include "http/sl_router.h"
 #include "net/sl_cidr.h"
@@ -93,6 +94,9 @@ struct sl_worker_s {
     size_t nfree_reqs;
     sl_proxy_t *free_proxies;
     size_t nfree_proxies;
+    int lua_active;        /* plugins are configured: requests go through runtime.lua */
+    int lua_fn_refs[6];    /* registry refs: runtime access, header_filter, body_filter, log, done, sleep_done */
+    uint64_t next_serial;
     uint64_t total_requests;
     struct event *quit_timer;
 };
@@ -138,6 +142,33 @@ struct sl_req_s {
     uint64_t start_us;
     char id[33];
     char client_ip[64];    /* the peer, or the real_ip_header address from a trusted peer */
+    uint64_t serial;       /* unique per worker, the key of the request's Lua state */
+
+    /* Lua (sl_lua_runtime.h); all of it reset when the request is freed */
+    unsigned lua_flags;
+    int lua_co_ref;        /* the access coroutine, anchored in the registry */
+    lua_State *lua_co;
+    struct event *lua_timer;   /* ngx.sleep */
+    sl_hdr_list_t up_set;      /* kong.service.request header edits to send */
+    sl_hdr_list_t up_removed;  /* names whose client values are not sent */
+    char *up_path;             /* kong.service.request.set_path (owned) */
+    char *up_query;            /* set_raw_query / set_query (owned), with up_query_set */
+    int up_query_set;
+    char *up_method;
+    int up_connect_timeout, up_write_timeout, up_read_timeout, up_retries; /* -1 unset */
+    sl_hdr_list_t resp_headers;  /* the response head while plugins may edit it */
+    int resp_headers_ready;
+    sl_hdr_list_t resp_pre_set;     /* kong.response header edits made before the head */
+    sl_hdr_list_t resp_pre_removed; /* exists: names those edits replace or clear */
+    char *exit_body;           /* kong.response.exit body (owned) */
+    size_t exit_body_len;
+    struct evbuffer *body_buf; /* request body read for Lua (decoded), sent before the rest */
+    size_t body_limit;         /* how much read_body may buffer */
+    int body_wait;             /* the access coroutine waits for more body */
+    int body_over;             /* the body did not fit body_limit */
+    char *new_body;            /* kong.service.request.set_raw_body (owned), with new_body_set */
+    size_t new_body_len;
+    int new_body_set;
 
     /* body from the client */
     int body_kind;
@@ -178,6 +209,12 @@ int sl_req_body_pump(sl_req_t *r, struct evbuffer *dst, int chunked_out, size_t 
  * json_default) and closes the connection afterwards when close is set. */
 void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_default,
                        int close_conn);
+/* Sends a response Sluice produces itself (errors, kong.response.exit) through the
+ * plugins' header_filter and body_filter. ctype may be NULL. */
+void sl_req_send_generated(sl_req_t *r, int status, const char *ctype, const char *body,
+                           size_t len, int close_conn);
+/* Applies the kong.response edits made before the head to r->resp_headers. */
+void sl_req_apply_resp_pre(sl_req_t *r);
 /* Appends the headers every response Sluice sends carries (Date, Server, request id). */
 void sl_req_add_common_headers(sl_req_t *r, struct evbuffer *out, int generated);
 void sl_access_log_write(sl_worker_t *w, sl_req_t *r);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/sl_log.h"
 #include "conf/sl_conf.h"
 
 #ifndef SL_SHARE_DIR
@@ -91,9 +92,25 @@ static int core_regex_check(lua_State *L)
     return 2;
 }
 
+/* sluice.core.log(ngx_level, msg): the error log, with nginx's level numbers (ngx.ERR 4). */
+static int core_log(lua_State *L)
+{
+    int level = (int)luaL_checkinteger(L, 1) - 1;
+    size_t len;
+    const char *msg = luaL_checklstring(L, 2, &len);
+    if (level < SL_LOG_EMERG)
+        level = SL_LOG_EMERG;
+    if (level > SL_LOG_DEBUG)
+        level = SL_LOG_DEBUG;
+    sl_log(level, "%.*s", (int)(len > 3500 ? 3500 : len), msg);
+    return 0;
+}
+
 static int core_open(lua_State *L)
 {
     lua_newtable(L);
+    lua_pushcfunction(L, core_log);
+    lua_setfield(L, -2, "log");
     lua_pushcfunction(L, core_regex_check);
     lua_setfield(L, -2, "regex_check");
     lua_pushstring(L, SLUICE_VERSION);
@@ -178,5 +195,24 @@ lua_State *sl_lua_vm_create(const struct sl_conf_s *conf, char *err, size_t errl
     lua_pushcfunction(L, core_open);
     lua_setfield(L, -2, "sluice.core");
     lua_pop(L, 2);
+
+    /* the ngx and kong globals, before any plugin loads */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice");
+    if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK) {
+        lua_close(L);
+        return NULL;
+    }
+    lua_getfield(L, -1, "bootstrap");
+    lua_remove(L, -2);
+    lua_newtable(L);
+    for (size_t i = 0; conf != NULL && i < conf->nprops; i++) {
+        lua_pushstring(L, conf->props[i].value ? conf->props[i].value : "");
+        lua_setfield(L, -2, conf->props[i].name);
+    }
+    if (sl_lua_pcall(L, 1, 0, err, errlen) != SL_OK) {
+        lua_close(L);
+        return NULL;
+    }
     return L;
 }

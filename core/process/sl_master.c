@@ -98,12 +98,37 @@ sl_conf_t *sl_master_load_conf(const char *conf_path, const char *prefix_overrid
     return c;
 }
 
+int sl_master_load_plugins(lua_State *L, const sl_conf_t *conf, char *err, size_t errlen)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice.plugins");
+    if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK)
+        return SL_ERROR;
+    lua_getfield(L, -1, "load");
+    lua_remove(L, -2);
+    lua_pushstring(L, conf->plugins && conf->plugins[0] ? conf->plugins : "bundled");
+    if (sl_lua_pcall(L, 1, 2, err, errlen) != SL_OK)
+        return SL_ERROR;
+    if (!lua_toboolean(L, -2)) {
+        snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "plugins");
+        lua_pop(L, 2);
+        return SL_ERROR;
+    }
+    lua_pop(L, 2);
+    return SL_OK;
+}
+
 int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, char *err,
                         size_t errlen)
 {
     lua_State *L = sl_lua_vm_create(conf, err, errlen);
     if (L == NULL)
         return SL_ERROR;
+    /* plugins first: the declarative loader validates plugin rows against them */
+    if (sl_master_load_plugins(L, conf, err, errlen) != SL_OK) {
+        lua_close(L);
+        return SL_ERROR;
+    }
     sl_decl_t *d;
     if (conf->declarative_config && conf->declarative_config[0]) {
         d = sl_decl_load(L, conf->declarative_config, NULL, err, errlen);

@@ -30,6 +30,8 @@ void sl_master_dispose(sl_master_t *m);
 /* Loads conf_path (NULL = defaults) with the environment, applying prefix_override. */
 sl_conf_t *sl_master_load_conf(const char *conf_path, const char *prefix_override, char *err,
                                size_t errlen);
+/* Loads the plugins conf->plugins names into L (handlers and schemas). */
+int sl_master_load_plugins(lua_State *L, const sl_conf_t *conf, char *err, size_t errlen);
 /* Creates a VM and loads the conf's declarative config (or an empty one). */
 int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, char *err,
                         size_t errlen);

@@ -14,6 +14,7 @@
 
 #include "base/sl_log.h"
 #include "http/sl_server.h"
+#include "lua/sl_lua_runtime.h"
 
 #define DRAIN_MAX_SECONDS 60
 
@@ -174,6 +175,11 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         }
         evconnlistener_set_error_cb(ls->ev, accept_error_cb);
         w->nlisteners++;
+    }
+
+    if (sl_lua_worker_init(w, err, sizeof(err)) != SL_OK) {
+        sl_log(SL_LOG_EMERG, "Lua runtime: %s", err);
+        _exit(2);
     }
 
     struct event *sigs[4];

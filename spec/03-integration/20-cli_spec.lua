@@ -180,10 +180,30 @@ describe("CLI", function()
   describe("config parse", function()
     it("accepts a good kong.yml", function()
       local ok, stdout, stderr, code = helpers.kong_exec(
-        "config parse " .. q(FIXTURES .. "/nested.yml"))
+        "config parse " .. q(FIXTURES .. "/bundled-plugins.yml"))
       assert.is_true(ok, stderr)
       assert.equal(0, code)
       assert.matches("parse successful", stdout, 1, true)
+      assert.matches("2 plugins", stdout, 1, true)
+    end)
+
+    it("a plugin not in `plugins`: exit 1 naming it, as Kong", function()
+      local ok, _, stderr, code = helpers.kong_exec(
+        "config parse " .. q(FIXTURES .. "/nested.yml"))
+      assert.is_false(ok)
+      assert.equal(1, code)
+      assert.matches("plugin 'key-auth' not enabled; add it to the 'plugins' "
+                     .. "configuration property", stderr, 1, true)
+    end)
+
+    it("pre-function code that does not compile: exit 1 naming the phase",
+       function()
+      local ok, _, stderr, code = helpers.kong_exec(
+        "config parse " .. q(FIXTURES .. "/bad-plugin-code.yml"))
+      assert.is_false(ok)
+      assert.equal(1, code)
+      assert.matches("config.access[1]", stderr, 1, true)
+      assert.matches("error parsing pre-function", stderr, 1, true)
     end)
 
     it("a bad route: exit 1 naming file, entity and field", function()

@@ -1,0 +1,335 @@
+/*
+ * sl_lua_runtime.c: the C side of lua/sluice/runtime.lua: the access coroutine and its
+ * yields, the filter and log calls, ngx.sleep, and the current request.
+ */
+#include "lua/sl_lua_runtime.h"
+
+#include <event2/buffer.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/sl_log.h"
+#include "lua/sl_lua_vm.h"
+
+enum { FN_ACCESS = 0, FN_HEADER_FILTER, FN_BODY_FILTER, FN_LOG, FN_DONE, FN_COUNT };
+
+static const char *const fn_names[FN_COUNT] = {"access", "header_filter", "body_filter", "log",
+                                               "done"};
+
+static sl_req_t *current;
+static sl_worker_t *the_worker;
+
+sl_req_t *sl_lua_current_request(void) { return current; }
+
+sl_worker_t *sl_lua_worker(void) { return the_worker; }
+
+/* sluice.core.sleep(seconds): yields the running coroutine until a timer fires. Only
+ * callable where yielding is allowed (rewrite/access): elsewhere it raises, as OpenResty. */
+static void sleep_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void resume_access(sl_req_t *r, int nargs);
+
+static int core_sleep(lua_State *L)
+{
+    double secs = luaL_checknumber(L, 1);
+    sl_req_t *r = current;
+    if (r == NULL || !(r->lua_flags & SL_LUA_RUNNING) || r->lua_co == NULL)
+        return luaL_error(L, "API disabled in the current context");
+    if (secs < 0)
+        return luaL_error(L, "invalid sleep duration \"%f\"", secs);
+    if (r->lua_timer == NULL)
+        r->lua_timer = evtimer_new(r->c->w->base, sleep_timer_cb, r);
+    struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
+    evtimer_add(r->lua_timer, &tv);
+    return lua_yield(L, 0);
+}
+
+/* Reads request body bytes into r->body_buf up to r->body_limit. SL_DONE: all of it;
+ * SL_OK: more to come; SL_DECLINED: over the limit; SL_ERROR: a bad body (*status). */
+static int body_step(sl_req_t *r, int *status)
+{
+    if (r->body_done)
+        return SL_DONE;
+    size_t have = evbuffer_get_length(r->body_buf);
+    if (have > r->body_limit)
+        return SL_DECLINED;
+    int rc = sl_req_body_pump(r, r->body_buf, 0, r->body_limit + 1 - have, status);
+    if (rc == SL_ERROR)
+        return SL_ERROR;
+    if (rc == SL_DONE)
+        return evbuffer_get_length(r->body_buf) > r->body_limit ? SL_DECLINED : SL_DONE;
+    return evbuffer_get_length(r->body_buf) > r->body_limit ? SL_DECLINED : SL_OK;
+}
+
+static void clear_body_timeout(sl_req_t *r)
+{
+    struct timeval stv = {(time_t)(r->c->w->conf->send_timeout_ms / 1000),
+                          (suseconds_t)(r->c->w->conf->send_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(r->c->bev, NULL, &stv);
+}
+
+/* sluice.core.read_body(limit) -> body | nil, "too big" | nothing (call again after a
+ * wait: the coroutine yielded until more of the body arrived). */
+static int core_read_body(lua_State *L)
+{
+    sl_req_t *r = current;
+    if (r == NULL || !(r->lua_flags & SL_LUA_RUNNING))
+        return luaL_error(L, "API disabled in the current context");
+    lua_Integer limit = luaL_optinteger(L, 1, 8192);
+    if (r->body_buf == NULL) {
+        r->body_buf = evbuffer_new();
+        r->body_limit = limit > 0 ? (size_t)limit : 0;
+        if (!r->body_done && r->info.expect_continue && !r->sent_continue &&
+            r->h.minor_version == 1) {
+            r->sent_continue = 1;
+            evbuffer_add(bufferevent_get_output(r->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            bufferevent_enable(r->c->bev, EV_WRITE);
+        }
+    }
+    int status = 400;
+    int rc = r->body_over ? SL_DECLINED : body_step(r, &status);
+    if (rc != SL_OK)
+        clear_body_timeout(r);
+    if (rc == SL_DONE) {
+        size_t n = evbuffer_get_length(r->body_buf);
+        lua_pushlstring(L, n ? (const char *)evbuffer_pullup(r->body_buf, -1) : "", n);
+        return 1;
+    }
+    if (rc == SL_DECLINED) {
+        r->body_over = 1;
+        lua_pushnil(L);
+        lua_pushliteral(L, "too big");
+        return 2;
+    }
+    if (rc == SL_ERROR) {
+        lua_pushnil(L);
+        lua_pushinteger(L, status);
+        return 2;
+    }
+    /* wait for the client, under client_body_timeout */
+    r->body_wait = 1;
+    struct timeval tv = {(time_t)(r->c->w->conf->client_body_timeout_ms / 1000),
+                         (suseconds_t)(r->c->w->conf->client_body_timeout_ms % 1000) * 1000};
+    struct timeval stv = {(time_t)(r->c->w->conf->send_timeout_ms / 1000),
+                          (suseconds_t)(r->c->w->conf->send_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(r->c->bev, &tv, &stv);
+    bufferevent_enable(r->c->bev, EV_READ);
+    return lua_yield(L, 0);
+}
+
+void sl_lua_body_readable(sl_req_t *r)
+{
+    int status = 400;
+    int rc = body_step(r, &status);
+    if (rc == SL_OK)
+        return;
+    r->body_wait = 0;
+    clear_body_timeout(r);
+    if (rc == SL_ERROR) {
+        sl_lua_abort(r);
+        sl_req_send_error(r, status, NULL, 0, 1);
+        return;
+    }
+    if (rc == SL_DECLINED)
+        r->body_over = 1;
+    if (r->lua_co != NULL)
+        resume_access(r, 0);
+}
+
+static int core_worker_info(lua_State *L)
+{
+    sl_worker_t *w = the_worker;
+    lua_newtable(L);
+    lua_pushinteger(L, w ? w->index : -1);
+    lua_setfield(L, -2, "id");
+    lua_pushinteger(L, (lua_Integer)getpid());
+    lua_setfield(L, -2, "pid");
+    lua_pushinteger(L, w ? w->conf->worker_processes : 0);
+    lua_setfield(L, -2, "count");
+    return 1;
+}
+
+int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
+{
+    lua_State *L = w->L;
+    the_worker = w;
+    for (int i = 0; i < FN_COUNT; i++)
+        w->lua_fn_refs[i] = LUA_NOREF;
+    if (L == NULL)
+        return SL_OK;
+    int top = lua_gettop(L);
+    /* the C functions runtime.lua needs */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice.core");
+    lua_call(L, 1, 1);
+    lua_pushcfunction(L, core_sleep);
+    lua_setfield(L, -2, "sleep");
+    lua_pushcfunction(L, core_worker_info);
+    lua_setfield(L, -2, "worker_info");
+    lua_pushcfunction(L, core_read_body);
+    lua_setfield(L, -2, "read_body");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "sluice.runtime");
+    if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK)
+        return SL_ERROR;
+    int rt = lua_gettop(L);
+    lua_getfield(L, rt, "init_worker");
+    if (sl_lua_pcall(L, 0, 1, err, errlen) != SL_OK) {
+        lua_settop(L, top);
+        return SL_ERROR;
+    }
+    w->lua_active = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    for (int i = 0; i < FN_COUNT; i++) {
+        lua_getfield(L, rt, fn_names[i]);
+        if (!lua_isfunction(L, -1)) {
+            snprintf(err, errlen, "sluice.runtime.%s is not a function", fn_names[i]);
+            lua_settop(L, top);
+            return SL_ERROR;
+        }
+        w->lua_fn_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_settop(L, top);
+    return SL_OK;
+}
+
+static void push_fn(sl_worker_t *w, lua_State *L, int fn)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->lua_fn_refs[fn]);
+}
+
+static void end_coroutine(sl_req_t *r)
+{
+    sl_worker_t *w = r->c->w;
+    if (r->lua_co_ref != LUA_NOREF && r->lua_co_ref != 0)
+        luaL_unref(w->L, LUA_REGISTRYINDEX, r->lua_co_ref);
+    r->lua_co_ref = LUA_NOREF;
+    r->lua_co = NULL;
+    r->lua_flags &= ~SL_LUA_RUNNING;
+    if (r->lua_timer) {
+        event_free(r->lua_timer);
+        r->lua_timer = NULL;
+    }
+}
+
+/* Resumes the access coroutine; on its end reads (action, flags) and continues the
+ * request in C. A Lua error that escaped runtime.lua is logged and answered with 500. */
+static void resume_access(sl_req_t *r, int nargs)
+{
+    lua_State *co = r->lua_co;
+    sl_req_t *saved = current;
+    current = r;
+    int rc = lua_resume(co, nargs);
+    current = saved;
+    if (rc == LUA_YIELD) {
+        lua_settop(co, 0);
+        return; /* a timer or an event resumes it */
+    }
+    if (rc != 0) {
+        const char *msg = lua_tostring(co, -1);
+        sl_log_error("runtime error in the access phase: %s", msg ? msg : "?");
+        end_coroutine(r);
+        sl_req_send_error(r, 500, NULL, 1, 0);
+        return;
+    }
+    /* returns: flags (integer) */
+    unsigned flags = (unsigned)lua_tointeger(co, 1);
+    lua_settop(co, 0);
+    end_coroutine(r);
+    r->lua_flags |= flags;
+    sl_req_access_done(r);
+}
+
+static void sleep_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_req_t *r = arg;
+    if (r->lua_co != NULL)
+        resume_access(r, 0);
+}
+
+void sl_lua_run_access(sl_req_t *r)
+{
+    sl_worker_t *w = r->c->w;
+    lua_State *L = w->L;
+    r->serial = ++w->next_serial;
+    r->lua_flags |= SL_LUA_USED | SL_LUA_RUNNING;
+    lua_State *co = lua_newthread(L);
+    r->lua_co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->lua_co = co;
+    push_fn(w, co, FN_ACCESS);
+    resume_access(r, 0);
+}
+
+void sl_lua_abort(sl_req_t *r)
+{
+    if (r->lua_co != NULL || r->lua_timer != NULL)
+        end_coroutine(r);
+}
+
+/* Runs a non-yielding phase function under pcall with the request current. */
+static int call_phase(sl_req_t *r, int fn, int nargs, int nresults)
+{
+    sl_worker_t *w = r->c->w;
+    lua_State *L = w->L;
+    char err[2048];
+    sl_req_t *saved = current;
+    current = r;
+    int rc = sl_lua_pcall(L, nargs, nresults, err, sizeof(err));
+    current = saved;
+    if (rc != SL_OK)
+        sl_log_error("runtime error in the %s phase: %s", fn_names[fn], err);
+    (void)fn;
+    return rc;
+}
+
+void sl_lua_header_filter(sl_req_t *r)
+{
+    lua_State *L = r->c->w->L;
+    push_fn(r->c->w, L, FN_HEADER_FILTER);
+    call_phase(r, FN_HEADER_FILTER, 0, 0);
+}
+
+void sl_lua_body_filter(sl_req_t *r, const char *data, size_t len, int eof,
+                        struct evbuffer *out)
+{
+    lua_State *L = r->c->w->L;
+    int top = lua_gettop(L);
+    push_fn(r->c->w, L, FN_BODY_FILTER);
+    lua_pushlstring(L, data ? data : "", len);
+    lua_pushboolean(L, eof);
+    if (call_phase(r, FN_BODY_FILTER, 2, 1) != SL_OK) {
+        /* as nginx: a failing filter passes the chunk on unchanged */
+        if (len)
+            evbuffer_add(out, data, len);
+        lua_settop(L, top);
+        return;
+    }
+    size_t n = 0;
+    const char *s = lua_tolstring(L, -1, &n);
+    if (s != NULL && n > 0)
+        evbuffer_add(out, s, n);
+    lua_settop(L, top);
+}
+
+void sl_lua_log(sl_req_t *r)
+{
+    lua_State *L = r->c->w->L;
+    push_fn(r->c->w, L, FN_LOG);
+    call_phase(r, FN_LOG, 0, 0);
+}
+
+void sl_lua_request_done(sl_req_t *r)
+{
+    if (!(r->lua_flags & SL_LUA_USED))
+        return;
+    sl_lua_abort(r);
+    lua_State *L = r->c->w->L;
+    push_fn(r->c->w, L, FN_DONE);
+    lua_pushnumber(L, (lua_Number)r->serial);
+    call_phase(r, FN_DONE, 1, 0);
+    r->lua_flags = 0;
+}

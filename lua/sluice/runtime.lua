@@ -1,0 +1,343 @@
+-- The request runloop: which plugins run for a request, in which order, with
+-- which configuration, in every phase (Kong's kong/init.lua and
+-- kong/runloop/plugins_iterator.lua semantics). C calls access() in a
+-- coroutine and the filters and log under pcall (core/lua/sl_lua_runtime.c).
+
+local phases = require "kong.pdk.private.phases"
+local state = require "sluice.runtime.state"
+local plugins = require "sluice.plugins"
+local C = require "sluice.ffi.cdefs"
+
+
+local bit = require "bit"
+local bor = bit.bor
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local pcall = pcall
+local unpack = unpack
+local select = select
+local tostring = tostring
+local co_create = coroutine.create
+local co_resume = coroutine.resume
+local co_yield = coroutine.yield
+local co_status = coroutine.status
+local co_running = coroutine.running
+local traceback = debug.traceback
+
+
+local F_HEADER_FILTER = 0x2
+local F_BODY_FILTER = 0x4
+local F_LOG = 0x8
+
+local EXIT = setmetatable({}, { __tostring = function() return "exit" end })
+
+
+local _M = {}
+
+-- name -> { [compound key] = config }
+local combos = {}
+-- name -> array of every enabled config (for configure())
+local all_configs = {}
+local any_plugin = false
+
+
+local function key(route_id, service_id, consumer_id)
+  return (route_id or "") .. ":" .. (service_id or "") .. ":"
+         .. (consumer_id or "")
+end
+
+
+local function build(cfg)
+  combos, all_configs, any_plugin = {}, {}, false
+  for _, row in ipairs(cfg.plugins or {}) do
+    local p = plugins.loaded[row.name]
+    local protocols_ok = true
+    if row.protocols then
+      protocols_ok = false
+      for _, proto in ipairs(row.protocols) do
+        if proto == "http" or proto == "https" then
+          protocols_ok = true
+        end
+      end
+    end
+    if p and row.enabled ~= false and protocols_ok then
+      local conf = {}
+      for k, v in pairs(row.config or {}) do
+        conf[k] = v
+      end
+      conf.route_id = row.route and row.route.id
+      conf.service_id = row.service and row.service.id
+      conf.consumer_id = row.consumer and row.consumer.id
+      conf.__plugin_id = row.id
+      conf.plugin_instance_name = row.instance_name
+      conf.__key__ = "plugins:" .. row.name .. ":" .. key(conf.route_id,
+                       conf.service_id, conf.consumer_id)
+      local idx = combos[row.name]
+      if not idx then
+        idx = {}
+        combos[row.name] = idx
+      end
+      idx[key(conf.route_id, conf.service_id, conf.consumer_id)] = conf
+      local list = all_configs[row.name] or {}
+      list[#list + 1] = conf
+      all_configs[row.name] = list
+      any_plugin = true
+    end
+  end
+end
+
+
+-- Kong's 8-level precedence, first hit wins.
+local function lookup(p, route_id, service_id, consumer_id)
+  local idx = combos[p.name]
+  if not idx then
+    return nil
+  end
+  local h = p.handler
+  if h.no_route then
+    route_id = nil
+  end
+  if h.no_service then
+    service_id = nil
+  end
+  if h.no_consumer then
+    consumer_id = nil
+  end
+  if consumer_id then
+    local c = (route_id and service_id and idx[key(route_id, service_id,
+                                                   consumer_id)])
+              or (route_id and idx[key(route_id, nil, consumer_id)])
+              or (service_id and idx[key(nil, service_id, consumer_id)])
+    if c then
+      return c
+    end
+  end
+  return (route_id and service_id and idx[key(route_id, service_id, nil)])
+         or (consumer_id and idx[key(nil, nil, consumer_id)])
+         or (route_id and idx[key(route_id, nil, nil)])
+         or (service_id and idx[key(nil, service_id, nil)])
+         or idx[key(nil, nil, nil)]
+end
+
+
+local function enter(phase, p, conf)
+  phases.current = phase
+  state.plugin_name = p and p.name
+  state.plugin_handler = p and p.handler
+  state.plugin_id = conf and conf.__plugin_id
+end
+
+
+local function leave()
+  state.plugin_name = nil
+  state.plugin_handler = nil
+  state.plugin_id = nil
+end
+
+
+--- Called once per worker by C. Returns whether any plugin is configured.
+function _M.init_worker()
+  local cfg = require("sluice.declarative").current or {}
+  state.set_config(cfg)
+  build(cfg)
+  require("kong.pdk").init_worker()
+  for _, p in ipairs(plugins.ordered) do
+    local h = p.handler
+    if h.init_worker then
+      enter("init_worker", p)
+      local ok, err = pcall(h.init_worker, h)
+      if not ok then
+        kong.log.err("failed to run init_worker of plugin ", p.name, ": ", err)
+      end
+    end
+    if h.configure then
+      enter("init_worker", p)
+      local ok, err = pcall(h.configure, h, all_configs[p.name])
+      if not ok then
+        kong.log.err("failed to run configure of plugin ", p.name, ": ", err)
+      end
+    end
+  end
+  leave()
+  phases.current = nil
+  return any_plugin
+end
+
+
+--- kong.response.exit from inside a handler: leave the handler's coroutine.
+function _M.exit_now()
+  if state.plugin_co ~= nil and co_running() == state.plugin_co then
+    return co_yield(EXIT)
+  end
+end
+
+
+-- Runs handler:phase(conf) in its own coroutine, passing waits (sleep, I/O)
+-- up to C's coroutine and back. Returns "ok", "exit" or "error", msg.
+local function run_yielding(phase, p, conf)
+  local h = p.handler
+  local co = co_create(h[phase])
+  enter(phase, p, conf)
+  state.plugin_co = co
+  local res = { co_resume(co, h, conf) }
+  while true do
+    if not res[1] then
+      state.plugin_co = nil
+      return "error", traceback(co, tostring(res[2]))
+    end
+    if co_status(co) == "dead" then
+      state.plugin_co = nil
+      return "ok"
+    end
+    if res[2] == EXIT then
+      state.plugin_co = nil
+      return "exit"
+    end
+    local back = { co_yield(unpack(res, 2)) }
+    enter(phase, p, conf)     -- other requests ran meanwhile
+    state.plugin_co = co
+    res = { co_resume(co, unpack(back)) }
+  end
+end
+
+
+local function unexpected(p, phase, err)
+  kong.log.err("error running ", p.name, " plugin's ", phase, " handler: ", err)
+  local ctx = state.ngx_ctx()
+  ctx.KONG_UNEXPECTED = true
+  leave()
+  phases.current = "access"
+  kong.response.error(500)
+end
+
+
+local function flags_of(collected)
+  local f = F_LOG -- Kong's log phase always runs for collected plugins
+  local any_log = false
+  for _, c in ipairs(collected) do
+    local h = c[1].handler
+    if h.header_filter then
+      f = bor(f, F_HEADER_FILTER)
+    end
+    if h.body_filter then
+      f = bor(f, F_BODY_FILTER)
+    end
+    if h.log then
+      any_log = true
+    end
+  end
+  if not any_log then
+    f = f - F_LOG
+  end
+  return f
+end
+
+
+--- rewrite (global plugins) then access (resolved per request). Runs in the
+-- request's coroutine. Returns the phases C must call for this request.
+function _M.access()
+  local ctx = state.ngx_ctx()
+  local route = state.route()
+  local service = state.service()
+  local route_id = route and route.id
+  local service_id = service and service.id
+  ctx.route = route
+  ctx.service = service
+
+  -- rewrite: global configurations only
+  for _, p in ipairs(plugins.ordered) do
+    if p.handler.rewrite then
+      local conf = combos[p.name] and combos[p.name][key()]
+      if conf then
+        local status, err = run_yielding("rewrite", p, conf)
+        if status == "error" then
+          unexpected(p, "rewrite", err)
+          break
+        elseif status == "exit" then
+          break
+        end
+      end
+    end
+  end
+
+  local collected = {}
+  local exited = C.sl_ffi_resp_source() == 1
+  for _, p in ipairs(plugins.ordered) do
+    local consumer = ctx.authenticated_consumer
+    local conf = lookup(p, route_id, service_id, consumer and consumer.id)
+    if conf then
+      collected[#collected + 1] = { p, conf }
+      if not exited and p.handler.access then
+        local status, err = run_yielding("access", p, conf)
+        if status == "error" then
+          unexpected(p, "access", err)
+          exited = true
+        elseif status == "exit" then
+          exited = true
+        end
+      end
+    end
+  end
+  leave()
+  phases.current = nil
+  ctx.__collected = collected
+  return flags_of(collected)
+end
+
+
+local function run_plain(phase, ...)
+  local ctx = state.ngx_ctx()
+  local collected = ctx and ctx.__collected
+  if not collected then
+    return
+  end
+  for _, c in ipairs(collected) do
+    local p, conf = c[1], c[2]
+    local fn = p.handler[phase]
+    if fn then
+      enter(phase, p, conf)
+      local ok, err = pcall(fn, p.handler, conf, ...)
+      if not ok then
+        kong.log.err("error running ", p.name, " plugin's ", phase,
+                     " handler: ", err)
+      end
+    end
+  end
+  leave()
+  phases.current = nil
+end
+
+
+function _M.header_filter()
+  run_plain("header_filter")
+end
+
+
+--- One body chunk through the collected body_filter handlers; returns the
+-- chunk to send (ngx.arg[1] as they left it).
+function _M.body_filter(chunk, eof)
+  local resp = require "kong.pdk.response"
+  resp._chunk = chunk
+  resp._eof = eof
+  run_plain("body_filter")
+  local out = resp._chunk
+  resp._chunk = nil
+  return out or ""
+end
+
+
+function _M.log()
+  run_plain("log")
+end
+
+
+function _M.done(serial)
+  state.drop(serial)
+end
+
+
+_M.lookup = lookup
+_M.EXIT = EXIT
+local _ = select
+return _M
