@@ -84,9 +84,6 @@ bench: deps
 	@sh bench/run.sh
 
 install: build/sluice lua/sluice/ffi/cdefs.lua
-
-lua/sluice/ffi/cdefs.lua: core/lua/sl_lua_ffi.h tools/gen-cdefs
-	sh tools/gen-cdefs
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice
 	install -m 755 build/sluice $(DESTDIR)$(PREFIX)/bin/sluice
 	cp -R lua $(DESTDIR)$(PREFIX)/share/sluice/

@@ -31,14 +31,211 @@ sl_worker_t *sl_lua_worker(void) { return the_worker; }
 static void sleep_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void resume_access(sl_req_t *r, int nargs);
 
+/* ---- ngx.timer.at / every ---- */
+
+typedef struct sl_lua_timer_s sl_lua_timer_t;
+struct sl_lua_timer_s {
+    struct event *ev;        /* when the callback runs */
+    struct event *sleep_ev;  /* ngx.sleep inside the callback */
+    int args_ref;            /* registry: { fn, arg1, ... } */
+    int nargs;               /* arguments after fn */
+    int co_ref;
+    lua_State *co;
+    double interval;         /* > 0: ngx.timer.every */
+    int running;
+    TAILQ_ENTRY(sl_lua_timer_s) link;
+};
+static TAILQ_HEAD(, sl_lua_timer_s) timers = TAILQ_HEAD_INITIALIZER(timers);
+static size_t timers_pending, timers_running;
+static sl_lua_timer_t *current_timer;
+
+#define MAX_PENDING_TIMERS 1024
+#define MAX_RUNNING_TIMERS 256
+
+static struct timeval secs_tv(double secs)
+{
+    struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
+    return tv;
+}
+
+static void timer_free(sl_lua_timer_t *t)
+{
+    lua_State *L = the_worker->L;
+    TAILQ_REMOVE(&timers, t, link);
+    if (t->ev)
+        event_free(t->ev);
+    if (t->sleep_ev)
+        event_free(t->sleep_ev);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->args_ref);
+    if (t->co_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+    free(t);
+}
+
+static void timer_finished(sl_lua_timer_t *t)
+{
+    lua_State *L = the_worker->L;
+    t->running = 0;
+    timers_running--;
+    if (t->co_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, t->co_ref);
+    t->co_ref = LUA_NOREF;
+    t->co = NULL;
+    if (t->interval > 0 && !the_worker->quitting) {
+        struct timeval tv = secs_tv(t->interval);
+        evtimer_add(t->ev, &tv);
+        timers_pending++;
+        return;
+    }
+    timer_free(t);
+}
+
+/* Resumes a timer's coroutine; handles its end. */
+static void timer_resume(sl_lua_timer_t *t, int nargs)
+{
+    sl_req_t *saved = current;
+    sl_lua_timer_t *saved_t = current_timer;
+    current = NULL;
+    current_timer = t;
+    int rc = lua_resume(t->co, nargs);
+    current = saved;
+    current_timer = saved_t;
+    if (rc == LUA_YIELD) {
+        lua_settop(t->co, 0);
+        return;
+    }
+    if (rc != 0) {
+        const char *msg = lua_tostring(t->co, -1);
+        sl_log_error("lua timer callback failed: %s", msg ? msg : "?");
+    }
+    timer_finished(t);
+}
+
+static void timer_sleep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_lua_timer_t *t = arg;
+    if (t->co != NULL)
+        timer_resume(t, 0);
+}
+
+/* pushes fn, premature, args... onto the coroutine */
+static void timer_push_call(sl_lua_timer_t *t, lua_State *co, int premature)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, t->args_ref);
+    lua_rawgeti(co, -1, 1);
+    lua_pushboolean(co, premature);
+    for (int i = 0; i < t->nargs; i++)
+        lua_rawgeti(co, -3 - i, i + 2);
+    lua_remove(co, -(t->nargs + 3)); /* the args table */
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    sl_lua_timer_t *t = arg;
+    lua_State *L = the_worker->L;
+    timers_pending--;
+    t->running = 1;
+    timers_running++;
+    t->co = lua_newthread(L);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    timer_push_call(t, t->co, 0);
+    timer_resume(t, t->nargs + 1);
+}
+
+/* sluice.core.timer(delay, interval, fn, ...) -> true | nil, err */
+static int core_timer(lua_State *L)
+{
+    double delay = luaL_checknumber(L, 1);
+    double interval = luaL_checknumber(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (the_worker == NULL || the_worker->base == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "timers are only available in worker processes");
+        return 2;
+    }
+    if (the_worker->quitting) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "process exiting");
+        return 2;
+    }
+    if (timers_pending >= MAX_PENDING_TIMERS) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "too many pending timers");
+        return 2;
+    }
+    int n = lua_gettop(L);
+    sl_lua_timer_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        abort();
+    t->nargs = n - 3;
+    t->interval = interval;
+    t->co_ref = LUA_NOREF;
+    lua_createtable(L, n - 2, 0);
+    for (int i = 3; i <= n; i++) {
+        lua_pushvalue(L, i);
+        lua_rawseti(L, -2, i - 2);
+    }
+    t->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->ev = evtimer_new(the_worker->base, timer_cb, t);
+    TAILQ_INSERT_TAIL(&timers, t, link);
+    struct timeval tv = secs_tv(delay);
+    evtimer_add(t->ev, &tv);
+    timers_pending++;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int core_timer_counts(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)timers_running);
+    lua_pushinteger(L, (lua_Integer)timers_pending);
+    return 2;
+}
+
+/* A graceful exit runs every pending timer once with premature = true (as OpenResty),
+ * under pcall, then drops them; running ones are abandoned. */
+void sl_lua_timers_shutdown(void)
+{
+    if (the_worker == NULL || the_worker->L == NULL)
+        return;
+    lua_State *L = the_worker->L;
+    sl_lua_timer_t *t, *next;
+    for (t = TAILQ_FIRST(&timers); t != NULL; t = next) {
+        next = TAILQ_NEXT(t, link);
+        if (t->running)
+            continue;
+        evtimer_del(t->ev);
+        timers_pending--;
+        timer_push_call(t, L, 1);
+        char err[1024];
+        current_timer = NULL;
+        if (sl_lua_pcall(L, t->nargs + 1, 0, err, sizeof(err)) != SL_OK)
+            sl_log_error("lua timer callback failed: %s", err);
+        timer_free(t);
+    }
+    for (t = TAILQ_FIRST(&timers); t != NULL; t = next) {
+        next = TAILQ_NEXT(t, link);
+        timer_free(t);
+    }
+    timers_pending = timers_running = 0;
+}
+
 static int core_sleep(lua_State *L)
 {
     double secs = luaL_checknumber(L, 1);
     sl_req_t *r = current;
-    if (r == NULL || !(r->lua_flags & SL_LUA_RUNNING) || r->lua_co == NULL)
-        return luaL_error(L, "API disabled in the current context");
     if (secs < 0)
         return luaL_error(L, "invalid sleep duration \"%f\"", secs);
+    if (r == NULL && current_timer != NULL && current_timer->co != NULL) {
+        sl_lua_timer_t *t = current_timer;
+        if (t->sleep_ev == NULL)
+            t->sleep_ev = evtimer_new(the_worker->base, timer_sleep_cb, t);
+        struct timeval tv = secs_tv(secs);
+        evtimer_add(t->sleep_ev, &tv);
+        return lua_yield(L, 0);
+    }
+    if (r == NULL || !(r->lua_flags & SL_LUA_RUNNING) || r->lua_co == NULL)
+        return luaL_error(L, "API disabled in the current context");
     if (r->lua_timer == NULL)
         r->lua_timer = evtimer_new(r->c->w->base, sleep_timer_cb, r);
     struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
@@ -170,6 +367,10 @@ int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
     lua_setfield(L, -2, "worker_info");
     lua_pushcfunction(L, core_read_body);
     lua_setfield(L, -2, "read_body");
+    lua_pushcfunction(L, core_timer);
+    lua_setfield(L, -2, "timer");
+    lua_pushcfunction(L, core_timer_counts);
+    lua_setfield(L, -2, "timer_counts");
     lua_pop(L, 1);
 
     lua_getglobal(L, "require");

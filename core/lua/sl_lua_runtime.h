@@ -41,6 +41,8 @@ void sl_lua_header_filter(sl_req_t *r);
 void sl_lua_body_filter(sl_req_t *r, const char *data, size_t len, int eof,
                         struct evbuffer *out);
 void sl_lua_log(sl_req_t *r);
+/* Graceful exit: pending ngx.timer callbacks run once with premature = true. */
+void sl_lua_timers_shutdown(void);
 /* Drops the request's Lua state (ngx.ctx and friends). */
 void sl_lua_request_done(sl_req_t *r);
 

@@ -65,6 +65,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
         w->quitting = 1;
         drain_accept_queues(w);
         close_listeners(w);
+        sl_lua_timers_shutdown();
         sl_server_close_idle(w);
         sl_upstream_pool_close_all(w);
         if (w->nconns == 0) {
@@ -194,6 +195,7 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
 
     sl_access_log_flush(w);
     close_listeners(w);
+    sl_lua_timers_shutdown();
     while (!TAILQ_EMPTY(&w->conns))
         sl_conn_close(TAILQ_FIRST(&w->conns));
     sl_upstream_pool_close_all(w);

@@ -188,7 +188,7 @@ end
 local log = {}
 for _, lvl in ipairs(LEVELS) do
   log[lvl] = function(...)
-    return write_log(lvl, state.plugin_name, ...)
+    write_log(lvl, state.plugin_name, ...) -- not a tail call: keeps the caller's frame
   end
 end
 log.warning = log.warn
@@ -200,12 +200,12 @@ function log.inspect(...)
   for i = 1, select("#", ...) do
     parts[i] = require("sluice.inspect")((select(i, ...)))
   end
-  return write_log("notice", state.plugin_name, concat(parts, " "))
+  write_log("notice", state.plugin_name, concat(parts, " "))
 end
 
 --- Logs a deprecation at warn level.
 function log.deprecation(...)
-  return write_log("warn", state.plugin_name, ...)
+  write_log("warn", state.plugin_name, ...)
 end
 
 --- Adds or replaces a field in what kong.log.serialize() returns.
@@ -233,7 +233,7 @@ end
 
 _M.log = setmetatable(log, {
   __call = function(_, ...)
-    return write_log("notice", state.plugin_name, ...)
+    write_log("notice", state.plugin_name, ...)
   end,
 })
 

@@ -121,18 +121,51 @@ function ngx.sleep(seconds)
   return core.sleep(seconds)
 end
 
+-- Timers: callbacks run in their own coroutine (they may ngx.sleep) with
+-- `premature` first; a graceful exit runs pending ones with premature = true.
+local function timer_callback(callback)
+  return function(premature, ...)
+    phases.current = "timer"
+    return callback(premature, ...)
+  end
+end
+
 ngx.timer = {
-  at = function()
-    return nil, "ngx.timer.at is not supported by Sluice yet"
+  at = function(delay, callback, ...)
+    if type(delay) ~= "number" then
+      error("bad argument #1 to 'at' (number expected, got " .. type(delay)
+            .. ")", 2)
+    end
+    if delay < 0 then
+      error("bad argument #1 to 'at' (delay must be >= 0)", 2)
+    end
+    if type(callback) ~= "function" then
+      error("bad argument #2 to 'at' (function expected, got "
+            .. type(callback) .. ")", 2)
+    end
+    return core.timer(delay, 0, timer_callback(callback), ...)
   end,
-  every = function()
-    return nil, "ngx.timer.every is not supported by Sluice yet"
+  every = function(delay, callback, ...)
+    if type(delay) ~= "number" then
+      error("bad argument #1 to 'every' (number expected, got "
+            .. type(delay) .. ")", 2)
+    end
+    if delay <= 0 then
+      error("bad argument #1 to 'every' (delay must be > 0)", 2)
+    end
+    if type(callback) ~= "function" then
+      error("bad argument #2 to 'every' (function expected, got "
+            .. type(callback) .. ")", 2)
+    end
+    return core.timer(delay, delay, timer_callback(callback), ...)
   end,
   running_count = function()
-    return 0
+    local running = core.timer_counts()
+    return running
   end,
   pending_count = function()
-    return 0
+    local _, pending = core.timer_counts()
+    return pending
   end,
 }
 
