@@ -343,7 +343,10 @@ static int core_worker_info(lua_State *L)
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, (lua_Integer)getpid());
     lua_setfield(L, -2, "pid");
-    lua_pushinteger(L, w ? w->conf->worker_processes : 0);
+    long count = w ? w->conf->worker_processes : 1;
+    if (count <= 0)
+        count = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    lua_pushinteger(L, count);
     lua_setfield(L, -2, "count");
     return 1;
 }
