@@ -901,6 +901,12 @@ static void route_request(sl_req_t *r)
         return;
     }
     if (rc != SL_OK) {
+        /* global plugins still run (rewrite, then their filters and log), as in Kong */
+        r->route = NULL;
+        if (w->lua_active) {
+            sl_lua_run_access(r);
+            return;
+        }
         sl_req_send_error(r, 404, "no Route matched with those values", 1, 0);
         return;
     }
@@ -925,6 +931,10 @@ void sl_req_access_done(sl_req_t *r)
     if (r->lua_flags & SL_LUA_EXIT) {
         const sl_hdr_t *ct = sl_hdr_list_find(&r->resp_pre_set, SL_STR("content-type"));
         sl_req_send_generated(r, r->status, ct ? NULL : NULL, r->exit_body, r->exit_body_len, 0);
+        return;
+    }
+    if (r->route == NULL) {
+        sl_req_send_error(r, 404, "no Route matched with those values", 1, 0);
         return;
     }
     if (r->service == NULL) {

@@ -263,6 +263,20 @@ function _M.access()
 
   local collected = {}
   local exited = C.sl_ffi_resp_source() == 1
+  if not route then
+    -- no route matched: only global plugins apply, and only for their
+    -- filters and log (C answers 404 unless a rewrite handler exited)
+    for _, p in ipairs(plugins.ordered) do
+      local conf = combos[p.name] and combos[p.name][key()]
+      if conf then
+        collected[#collected + 1] = { p, conf }
+      end
+    end
+    leave()
+    phases.current = nil
+    ctx.__collected = collected
+    return flags_of(collected)
+  end
   for _, p in ipairs(plugins.ordered) do
     local consumer = ctx.authenticated_consumer
     local conf = lookup(p, route_id, service_id, consumer and consumer.id)
