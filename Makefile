@@ -81,7 +81,8 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory build/sluice
-	@sh bench/run.sh
+	@bash bench/run.sh
+	@bash bench/prefunction.sh
 
 install: build/sluice lua/sluice/ffi/cdefs.lua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice

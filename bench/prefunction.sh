@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Sluice pre-function benchmark: the cost of a few lines of Lua on the request
+# path. One upstream (nginx, `return 200 "hello"`), then wrk, sending
+# `X-In: bench` on every request, against
+#   (0) the upstream directly,
+#   (a) nginx + lua-nginx-module as a keepalive reverse proxy whose
+#       access_by_lua_block copies the request header into a response header:
+#       ngx.header["X-Echo"] = ngx.var.http_x_in
+#   (b) build/sluice, one service + route, a pre-function on the route doing
+#       kong.response.set_header("X-Echo", kong.request.get_header("x-in"))
+# Both proxies are checked first (GET / with X-In: check must answer "hello"
+# with X-Echo: check). Prints a table (requests/s, p50, p99, errors, ratio to
+# the nginx row) and writes it, with the raw wrk outputs, to
+# bench/results/<stamp>-prefunction.txt. See bench/README.md.
+#
+# Env: BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_THREADS (2),
+#      BENCH_CONNECTIONS (64), BENCH_ROUNDS (3), SLUICE_BIN (build/sluice),
+#      NGINX (nginx), WRK (wrk), NGINX_MODULES (/usr/lib/nginx/modules),
+#      BENCH_KEEP=1 keeps the scratch directory.
+set -u
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+
+SECS=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+THREADS=${BENCH_THREADS:-2}
+CONNS=${BENCH_CONNECTIONS:-64}
+ROUNDS=${BENCH_ROUNDS:-3}
+SLUICE_BIN=${SLUICE_BIN:-build/sluice}
+case $SLUICE_BIN in /*) ;; *) SLUICE_BIN=$ROOT/$SLUICE_BIN ;; esac
+NGINX=${NGINX:-nginx}
+WRK=${WRK:-wrk}
+NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
+
+for tool in "$NGINX" "$WRK" curl; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "bench: '$tool' not found" >&2; exit 1; }
+done
+
+# lua-nginx-module as a dynamic module (Debian's libnginx-mod-http-lua), unless
+# this nginx has it built in (OpenResty): then NGINX_MODULES= (empty).
+LOAD_MODULES=""
+if [ -n "$NGINX_MODULES" ]; then
+    for m in ndk_http_module ngx_http_lua_module; do
+        [ -f "$NGINX_MODULES/$m.so" ] || {
+            echo "bench: $NGINX_MODULES/$m.so not found (apt-get install libnginx-mod-http-lua, or NGINX_MODULES= for OpenResty)" >&2
+            exit 1
+        }
+        LOAD_MODULES="${LOAD_MODULES}load_module $NGINX_MODULES/$m.so;
+"
+    done
+fi
+
+WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX) || exit 1
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=$ROOT/bench/results
+RAW=$RESULTS/$STAMP-prefunction
+mkdir -p "$RAW"
+OUT=$RESULTS/$STAMP-prefunction.txt
+
+PIDS=""
+SLUICE_PREFIX=""
+
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+cleanup() {
+    if [ -n "$SLUICE_PREFIX" ] && [ -x "$SLUICE_BIN" ]; then
+        timeout 10 "$SLUICE_BIN" stop -p "$SLUICE_PREFIX" >/dev/null 2>&1
+    fi
+    for p in $PIDS; do alive "$p" && kill -TERM "$p" 2>/dev/null; done
+    for p in $PIDS; do
+        i=0
+        while alive "$p" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        alive "$p" && kill -KILL "$p" 2>/dev/null
+    done
+    if [ -z "${BENCH_KEEP:-}" ]; then rm -rf "$WORK"; else echo "bench: kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port: bind port 0 (LuaJIT + luasocket), else probe.
+USED=" "
+free_port() {
+    local p i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        p=$(luajit -e 'local s = require("socket").bind("127.0.0.1", 0)
+                       local _, p = s:getsockname() print(p) s:close()' 2>/dev/null)
+        if [ -z "$p" ]; then
+            p=$((20000 + RANDOM % 40000))
+            (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+        fi
+        case $USED in *" $p "*) continue ;; esac
+        USED="$USED$p "
+        echo "$p"
+        return 0
+    done
+    echo "bench: no free port" >&2
+    return 1
+}
+
+# wait_http PORT: until GET / answers (10 s at most).
+wait_http() {
+    local i=0
+    while [ $i -lt 100 ]; do
+        curl -s -o /dev/null --max-time 1 -H 'X-In: wait' "http://127.0.0.1:$1/" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# check_echo PORT: "" when GET / with X-In: check gives "hello" and
+# X-Echo: check, else what it gave.
+check_echo() {
+    local hdrs body echo
+    hdrs=$WORK/check.$1.headers
+    body=$(curl -s --max-time 2 -D "$hdrs" -H 'X-In: check' "http://127.0.0.1:$1/")
+    echo=$(awk 'tolower($1) == "x-echo:" { sub(/\r$/, "", $2); print $2 }' "$hdrs")
+    if [ "$body" != "hello" ] || [ "$echo" != "check" ]; then
+        echo "GET / with X-In: check gave body '$body', X-Echo '$echo'"
+    fi
+}
+
+# start_nginx NAME BODY(http block content) [MAIN(main context lines)]
+start_nginx() {
+    local dir=$WORK/$1
+    mkdir -p "$dir/tmp"
+    cat > "$dir/nginx.conf" <<EOF
+${3:-}worker_processes 1;
+daemon on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile 65535;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+$2
+}
+EOF
+    if ! timeout 20 "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"; then
+        echo "bench: nginx '$1' failed to start:" >&2
+        tail -20 "$dir/error.log" >&2
+        return 1
+    fi
+    local i=0
+    while [ ! -s "$dir/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    PIDS="$PIDS $(cat "$dir/nginx.pid")"
+}
+
+# to_ms VALUE (wrk units: us, ms, s)
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else printf "%s", "-" }'
+}
+
+# every wrk request carries the header the Lua copies
+WRK_SCRIPT=$WORK/x-in.lua
+cat > "$WRK_SCRIPT" <<'EOF'
+wrk.headers["X-In"] = "bench"
+EOF
+
+# run_wrk NAME PORT ROUND: one measurement, appended to $RAW/NAME.rows
+run_wrk() {
+    local name=$1 port=$2 round=$3 url="http://127.0.0.1:$2/"
+    local raw=$RAW/$name.$round.wrk
+    echo "bench: $name (round $round/$ROUNDS): warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS, X-In)"
+    if [ "$WARMUP" != 0 ]; then
+        timeout $((WARMUP + 20)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" \
+            -s "$WRK_SCRIPT" "$url" >/dev/null 2>&1
+    fi
+    timeout $((SECS + 30)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency \
+        -s "$WRK_SCRIPT" "$url" > "$raw" 2>&1
+    local rps p50 p99 non2xx sockerr
+    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$raw")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$raw")")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$raw")
+    sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$raw")
+    [ -n "$rps" ] || { echo "bench: $name: wrk gave no result:" >&2; tail -5 "$raw" >&2; rps=0; }
+    echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
+}
+
+# median_row NAME: the round with the median requests/s, as "NAME rps p50 p99 non2xx sockerr"
+median_row() {
+    [ -f "$RAW/$1.rows" ] || return 0
+    sort -n -k1,1 "$RAW/$1.rows" | awk -v n="$1" '{ r[NR] = $0 } END { if (NR) print n, r[int((NR + 1) / 2)] }'
+}
+
+UP_PORT=$(free_port) || exit 1
+PROXY_PORT=$(free_port) || exit 1
+SLUICE_PORT=$(free_port) || exit 1
+
+start_nginx upstream "    server {
+        listen 127.0.0.1:$UP_PORT backlog=4096;
+        location / { return 200 \"hello\"; }
+    }" || exit 1
+wait_http "$UP_PORT" || { echo "bench: the upstream does not answer" >&2; exit 1; }
+
+start_nginx nginx-lua "    upstream up {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$PROXY_PORT backlog=4096;
+        location / {
+            access_by_lua_block {
+                ngx.header[\"X-Echo\"] = ngx.var.http_x_in
+            }
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }" "$LOAD_MODULES" || exit 1
+wait_http "$PROXY_PORT" || { echo "bench: the nginx proxy does not answer" >&2; exit 1; }
+bad=$(check_echo "$PROXY_PORT")
+[ -z "$bad" ] || { echo "bench: nginx-lua: $bad" >&2; tail -20 "$WORK/nginx-lua/error.log" >&2; exit 1; }
+
+SLUICE_NOTE=""
+SLUICE_OK=""
+if [ ! -x "$SLUICE_BIN" ]; then
+    SLUICE_NOTE="sluice skipped: $SLUICE_BIN not built (make build/sluice)"
+else
+    sdir=$WORK/sluice
+    mkdir -p "$sdir"
+    cat > "$WORK/kong.yml" <<EOF
+_format_version: "3.0"
+services:
+- name: bench
+  url: http://127.0.0.1:$UP_PORT
+  routes:
+  - name: bench
+    paths:
+    - /
+    plugins:
+    - name: pre-function
+      config:
+        access:
+        - kong.response.set_header("X-Echo", kong.request.get_header("x-in"))
+EOF
+    cat > "$WORK/sluice.conf" <<EOF
+prefix = $sdir
+proxy_listen = 127.0.0.1:$SLUICE_PORT
+admin_listen = off
+worker_processes = 1
+daemon = on
+plugins = bundled
+log_level = ${BENCH_SLUICE_LOG_LEVEL:-notice}
+# like the nginx row (access_log off): both compared without access logging
+proxy_access_log = off
+declarative_config = $WORK/kong.yml
+EOF
+    SLUICE_PREFIX=$sdir
+    if ! timeout 30 "$SLUICE_BIN" start -c "$WORK/sluice.conf" -p "$sdir" \
+            > "$WORK/sluice.start.log" 2>&1; then
+        SLUICE_NOTE="sluice skipped: '$SLUICE_BIN start' failed:
+$(tail -20 "$WORK/sluice.start.log")
+$(tail -20 "$sdir/logs/error.log" 2>/dev/null)"
+    else
+        spid=$(cat "$sdir/pids/sluice.pid" 2>/dev/null)
+        [ -n "$spid" ] && PIDS="$PIDS $spid"
+        bad="sluice does not answer"
+        wait_http "$SLUICE_PORT" && bad=$(check_echo "$SLUICE_PORT")
+        if [ -n "$bad" ]; then
+            SLUICE_NOTE="sluice skipped: $bad
+$(tail -20 "$sdir/logs/error.log" 2>/dev/null)"
+        else
+            SLUICE_OK=1
+        fi
+    fi
+    cp "$WORK/sluice.conf" "$WORK/kong.yml" "$RAW/" 2>/dev/null
+fi
+cp "$WORK/nginx-lua/nginx.conf" "$RAW/nginx-lua.conf" 2>/dev/null
+
+# Rounds alternate between the two proxies so that a change in the machine's load
+# during the run hits both alike; each row reports its median round.
+run_wrk upstream "$UP_PORT" 1
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    run_wrk nginx-lua "$PROXY_PORT" "$r"
+    [ -n "$SLUICE_OK" ] && run_wrk sluice-pre "$SLUICE_PORT" "$r"
+    r=$((r + 1))
+done
+[ -n "$SLUICE_PREFIX" ] && [ -f "$SLUICE_PREFIX/logs/error.log" ] &&
+    tail -200 "$SLUICE_PREFIX/logs/error.log" > "$RAW/sluice.error.log"
+
+ROWS="$(median_row upstream)
+$(median_row nginx-lua)
+$(median_row sluice-pre)
+"
+NGINX_RPS=$(median_row nginx-lua | awk '{ print $2 }')
+SLUICE_RPS=$(median_row sluice-pre | awk '{ print $2 }')
+PER_ROUND=""
+if [ -n "$SLUICE_OK" ]; then
+    PER_ROUND=$(paste -d' ' "$RAW/nginx-lua.rows" "$RAW/sluice-pre.rows" |
+        awk '{ if ($1 > 0) printf "%s%.2f", (NR > 1 ? ", " : ""), $6 / $1 }')
+fi
+
+{
+    echo "Sluice pre-function bench $STAMP  rev $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency, header X-In (warmup ${WARMUP}s), $ROUNDS alternating rounds, median shown; $(nproc) CPUs; 1 worker each; upstream returns 200 \"hello\""
+    echo "nginx-lua:  access_by_lua_block { ngx.header[\"X-Echo\"] = ngx.var.http_x_in } + proxy_pass (keepalive 64)"
+    echo "sluice-pre: pre-function access: kong.response.set_header(\"X-Echo\", kong.request.get_header(\"x-in\"))"
+    echo
+    printf '%-10s %12s %10s %10s %8s %9s %9s\n' name "requests/s" "p50 ms" "p99 ms" non2xx sockerr "vs nginx"
+    printf '%s' "$ROWS" | while read -r name rps p50 p99 non2xx sockerr; do
+        [ -n "$name" ] || continue
+        ratio=$(awk -v a="$rps" -v b="${NGINX_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')
+        printf '%-10s %12s %10s %10s %8s %9s %9s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$ratio"
+    done
+    if [ -n "$SLUICE_RPS" ] && [ -n "$NGINX_RPS" ]; then
+        echo
+        awk -v a="$SLUICE_RPS" -v b="$NGINX_RPS" 'BEGIN { if (b > 0) printf "sluice-pre / nginx-lua (requests/s, median of rounds): %.2f\n", a / b }'
+        echo "per round: $PER_ROUND"
+    fi
+    if [ -n "$SLUICE_NOTE" ]; then
+        echo
+        echo "$SLUICE_NOTE"
+    fi
+} | tee "$OUT"
+cp "$OUT" "$RESULTS/latest-prefunction.txt"
+echo "bench: results in $OUT (raw wrk output in $RAW/)"
