@@ -48,6 +48,8 @@ function _M.bootstrap(props)
     decode_base64url = crypto.decode_base64url,
   }
   _G.kong = require("kong.pdk").new(props)
+  -- one node id for every worker (they inherit it)
+  require("sluice.runtime.state").node_id()
   return true
 end
 

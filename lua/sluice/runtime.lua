@@ -165,10 +165,21 @@ function _M.init_worker()
 end
 
 
---- kong.response.exit from inside a handler: leave the handler's coroutine.
+local LEAVE = setmetatable({}, { __tostring = function() return "leave" end })
+
+--- kong.response.exit from inside a handler: leave the handler's coroutine
+-- (and skip the later access handlers).
 function _M.exit_now()
   if state.plugin_co ~= nil and co_running() == state.plugin_co then
     return co_yield(EXIT)
+  end
+end
+
+
+--- ngx.exit(ngx.OK) from inside a handler: leave only this handler.
+function _M.leave_handler()
+  if state.plugin_co ~= nil and co_running() == state.plugin_co then
+    return co_yield(LEAVE)
   end
 end
 
@@ -193,6 +204,10 @@ local function run_yielding(phase, p, conf)
     if res[2] == EXIT then
       state.plugin_co = nil
       return "exit"
+    end
+    if res[2] == LEAVE then
+      state.plugin_co = nil
+      return "ok"
     end
     local back = { co_yield(unpack(res, 2)) }
     enter(phase, p, conf)     -- other requests ran meanwhile

@@ -63,7 +63,6 @@ local _M = {}
 -- state the runtime reads: the body_filter chunk and eof
 _M._chunk = nil
 _M._eof = false
-_M._buffered = nil
 
 
 local function validate_header(name, value)
@@ -159,6 +158,10 @@ end
 -- @phases response, header_filter, body_filter, log, admin_api
 function _M.get_source()
   check(READ)
+  local ctx = require("sluice.runtime.state").ngx_ctx()
+  if ctx and ctx.KONG_UNEXPECTED then
+    return "error"
+  end
   local s = C.sl_ffi_resp_source()
   return s == 0 and "service" or s == 1 and "exit" or "error"
 end
@@ -230,13 +233,16 @@ end
 -- @phases body_filter
 function _M.get_raw_body()
   check(BODY)
-  local buf = _M._buffered or {}
-  _M._buffered = buf
+  -- the chunks so far belong to this request: kept in its context
+  local ctx = require("sluice.runtime.state").ngx_ctx()
+  local buf = ctx.__resp_body or {}
+  ctx.__resp_body = buf
   buf[#buf + 1] = _M._chunk or ""
   _M._chunk = ""
   if not _M._eof then
     return nil
   end
+  ctx.__resp_body = nil
   local body = table.concat(buf)
   _M._chunk = body
   return body
@@ -263,6 +269,10 @@ local EXIT_PHASES = WRITE
 -- @phases rewrite, access, response, header_filter, admin_api
 function _M.exit(status, body, headers)
   check(EXIT_PHASES)
+  if phases.current == "header_filter" then
+    error("kong.response.exit in header_filter is not supported by Sluice "
+          .. "yet", 2)
+  end
   if type(status) ~= "number" then
     error("code must be a number", 2)
   end

@@ -286,7 +286,7 @@ function request.set_body(args_tbl, mimetype)
                           .. tostring(v) .. "\r\n"
     end
     body = table.concat(parts) .. "--" .. boundary .. "--\r\n"
-    if not mimetype:find("boundary", 1, true) then
+    if not ct:find("boundary", 1, true) then
       ct = "multipart/form-data; boundary=" .. boundary
     end
   else

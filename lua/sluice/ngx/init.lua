@@ -490,7 +490,7 @@ function ngx.exit(status)
     return kong.response.exit(ctx.__ngx_status or 200, body)
   end
   -- ngx.OK / ngx.DECLINED without output: leave this handler only
-  return require("sluice.runtime").exit_now()
+  return require("sluice.runtime").leave_handler()
 end
 
 function ngx.redirect(uri, status)
