@@ -630,6 +630,7 @@ static void body_to_client_eof(sl_proxy_t *p, const char *data, size_t len, int 
 static void send_response_head_lua(sl_proxy_t *p)
 {
     sl_req_t *r = p->r;
+    r->from_upstream = 1;
     sl_conn_t *c = r->c;
     unsigned hdrs = p->w->conf->headers;
     bufferevent_enable(c->bev, EV_WRITE);
@@ -738,6 +739,7 @@ static void send_response_head_lua(sl_proxy_t *p)
 
 static void send_response_head(sl_proxy_t *p)
 {
+    p->r->from_upstream = 1;
     if ((p->r->lua_flags & SL_LUA_HEADER_FILTER) || p->r->resp_pre_set.n ||
         p->r->resp_pre_removed.n || (p->r->lua_flags & SL_LUA_BODY_FILTER)) {
         send_response_head_lua(p);

@@ -189,6 +189,7 @@ struct sl_req_s {
     uint64_t bytes_sent;   /* body bytes sent to the client */
     int response_started;  /* head handed to the client */
     int response_done;     /* the whole response is in the output buffer */
+    int from_upstream;     /* the response head came from the upstream */
     int keepalive;
     uint64_t upstream_latency_ms, proxy_latency_ms;
     sl_proxy_t *proxy;

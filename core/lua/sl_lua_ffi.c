@@ -346,7 +346,7 @@ int sl_ffi_resp_source(void)
     REQ_OR(-1);
     if (r->lua_flags & SL_LUA_EXIT)
         return 1;
-    return r->proxy != NULL || r->upstream_latency_ms > 0 ? 0 : 2;
+    return r->from_upstream ? 0 : 2;
 }
 
 double sl_ffi_now(void)

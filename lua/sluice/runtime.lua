@@ -55,8 +55,10 @@ local function build(cfg)
     local protocols_ok = true
     if row.protocols then
       protocols_ok = false
+      -- kept when one of its protocols is of the http subsystem, as Kong
       for _, proto in ipairs(row.protocols) do
-        if proto == "http" or proto == "https" then
+        if proto == "http" or proto == "https" or proto == "grpc"
+           or proto == "grpcs" then
           protocols_ok = true
         end
       end

@@ -13,6 +13,7 @@ local select = select
 local tostring = tostring
 local concat = table.concat
 local check = phases.check
+local check_not = phases.check_not
 local PHASES = phases.phases
 local ffi_string = ffi.string
 
@@ -27,13 +28,9 @@ local function str(fn)
 end
 
 
-local NOT_INIT = phases.new(PHASES.certificate, PHASES.rewrite,
-                            PHASES.access, PHASES.balancer, PHASES.response,
-                            PHASES.header_filter, PHASES.body_filter,
-                            PHASES.log, PHASES.error, PHASES.admin_api)
 local AUTH_READ = phases.new(PHASES.access, PHASES.header_filter,
-                             PHASES.response, PHASES.body_filter, PHASES.log,
-                             PHASES.error)
+                             PHASES.response, PHASES.body_filter, PHASES.log)
+local INIT = PHASES.init_worker
 local ROUTER = AUTH_READ
 
 
@@ -47,28 +44,28 @@ _M.client = client
 --- The address of the connecting peer.
 -- @phases certificate, rewrite, access, header_filter, response, body_filter, log
 function client.get_ip()
-  check(NOT_INIT)
+  check_not(INIT)
   return str(C.sl_ffi_req_peer_ip)
 end
 
 --- The client address after trusted_ips / real_ip_header.
 -- @phases certificate, rewrite, access, header_filter, response, body_filter, log
 function client.get_forwarded_ip()
-  check(NOT_INIT)
+  check_not(INIT)
   return str(C.sl_ffi_req_client_ip)
 end
 
 --- The port of the connecting peer.
 -- @phases certificate, rewrite, access, header_filter, response, body_filter, log
 function client.get_port()
-  check(NOT_INIT)
+  check_not(INIT)
   return C.sl_ffi_req_peer_port()
 end
 
 --- The client port (the peer's: Sluice does not take ports from headers).
 -- @phases certificate, rewrite, access, header_filter, response, body_filter, log
 function client.get_forwarded_port()
-  check(NOT_INIT)
+  check_not(INIT)
   return C.sl_ffi_req_peer_port()
 end
 
@@ -177,8 +174,10 @@ local function write_log(level, namespace, ...)
     parts[i] = tostring((select(i, ...)))
   end
   local info = debug.getinfo(3, "Sl")
-  local where = info and ((info.short_src or "?") .. ":"
-                          .. (info.currentline or 0)) or "?"
+  -- Kong prints the file's base name
+  local src = info and info.short_src or "?"
+  src = src:match("[^/]+$") or src
+  local where = info and (src .. ":" .. (info.currentline or 0)) or "?"
   local msg = "[kong] " .. where .. " "
               .. (namespace and ("[" .. namespace .. "] ") or "")
               .. concat(parts)
@@ -210,7 +209,12 @@ end
 
 --- Adds or replaces a field in what kong.log.serialize() returns.
 -- @phases rewrite, access, header_filter, response, body_filter, log
+local SERIALIZE_SET = phases.new(PHASES.rewrite, PHASES.access,
+                                 PHASES.response, PHASES.header_filter,
+                                 PHASES.body_filter, PHASES.log)
+
 function log.set_serialize_value(key, value, options)
+  check(SERIALIZE_SET)
   if type(key) ~= "string" then
     error("key must be a string", 2)
   end

@@ -23,10 +23,6 @@ local PHASES = phases.phases
 local REQ = PHASES.request
 local BODY_PHASES = phases.new(PHASES.rewrite, PHASES.access, PHASES.response,
                                PHASES.error, PHASES.admin_api)
-local NOT_INIT = phases.new(PHASES.certificate, PHASES.rewrite,
-                            PHASES.access, PHASES.balancer, PHASES.response,
-                            PHASES.header_filter, PHASES.body_filter,
-                            PHASES.log, PHASES.error, PHASES.admin_api)
 
 local pp = ffi.new("const char *[1]")
 local pn = ffi.new("size_t[1]")
@@ -73,7 +69,7 @@ end
 --- The port the request came in on.
 -- @phases certificate, rewrite, access, header_filter, response, body_filter, log, admin_api
 function _M.get_port()
-  check(NOT_INIT)
+  phases.check_not(PHASES.init_worker)
   return C.sl_ffi_req_server_port()
 end
 
