@@ -11,7 +11,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS))
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wstrict-prototypes
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -Icore $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS = $(PKG_LIBS) -lm -ldl
+LDLIBS = $(PKG_LIBS) -lm -ldl -lpthread
 # -rdynamic: the LuaJIT FFI finds the sl_ffi_* exports of the executable through ffi.C.
 LDFLAGS_EXE = -rdynamic
 

@@ -165,6 +165,8 @@ static const sl_conf_def_t sl_conf_defs[] = {
     {P("upstream_keepalive_idle_timeout", "60", K_MS, SUPPORTED,
        F(upstream_keepalive_idle_timeout_ms)),
      R(0, MAXL)},
+    /* sluice's own: how long one run of plugin Lua may take before it is stopped */
+    {P("lua_watchdog_timeout", "5s", K_MS, SUPPORTED, F(lua_watchdog_timeout_ms)), R(0, MAXL)},
     /* client side limits and timeouts (Kong's nginx_http_* injections) */
     {P("client_max_body_size", "0", K_SIZE, SUPPORTED, F(client_max_body_size)), R(0, MAXL),
      .alias = {"nginx_http_client_max_body_size"}},

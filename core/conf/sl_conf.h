@@ -96,6 +96,7 @@ typedef struct sl_conf_s {
     int client_max_headers; /* Sluice's own; default 100 */
     /* 60s each; aliases nginx_http_client_header_timeout and so on */
     int64_t client_header_timeout_ms, client_body_timeout_ms, send_timeout_ms;
+    int64_t lua_watchdog_timeout_ms; /* 0 = off; default 5s */
     int64_t keepalive_timeout_ms; /* 75s; 0 disables; alias nginx_http_keepalive_timeout */
     int keepalive_requests;       /* 10000; alias nginx_http_keepalive_requests */
     char *lua_package_path, *lua_package_cpath;

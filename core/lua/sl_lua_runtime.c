@@ -6,9 +6,13 @@
 
 #include <event2/buffer.h>
 #include <lauxlib.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/sl_log.h"
@@ -21,6 +25,120 @@ static const char *const fn_names[FN_COUNT] = {"access", "header_filter", "body_
 
 static sl_req_t *current;
 static sl_worker_t *the_worker;
+
+/* ---- the watchdog ----
+ * A thread of the worker checks every 50 ms how long the current run of Lua (one resume
+ * or one pcall) has lasted. Past lua_watchdog_timeout it signals the worker's thread, whose
+ * handler sets a count hook that raises "execution timed out": the plugin's handler fails,
+ * the request gets a 500 and the worker goes on. Code LuaJIT has compiled to machine code
+ * does not run hooks; if the run still has not ended at three times the budget, the worker
+ * exits and the master starts a new one. Sandboxed code (pre-function) is never compiled,
+ * so its endless loops always end in the hook. */
+static _Atomic uint64_t watch_entered_ms; /* 0: not in Lua */
+static _Atomic uint64_t watch_signalled;  /* the entry the signal was sent for */
+static uint64_t watch_budget_ms;
+static pthread_t watch_main;
+static int watch_hook_set;
+static lua_State *watch_L;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void watchdog_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    watch_hook_set = 0;
+    luaL_error(L, "execution timed out (lua_watchdog_timeout)");
+}
+
+static void watchdog_signal(int sig)
+{
+    (void)sig;
+    uint64_t e = atomic_load(&watch_entered_ms);
+    if (e != 0 && e == atomic_load(&watch_signalled) && watch_L != NULL) {
+        watch_hook_set = 1;
+        lua_sethook(watch_L, watchdog_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+    }
+}
+
+static void *watchdog_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        uint64_t e = atomic_load(&watch_entered_ms);
+        if (e == 0)
+            continue;
+        uint64_t elapsed = mono_ms() - e;
+        if (elapsed > watch_budget_ms && atomic_load(&watch_signalled) != e) {
+            atomic_store(&watch_signalled, e);
+            pthread_kill(watch_main, SIGUSR2);
+        } else if (elapsed > 3 * watch_budget_ms && atomic_load(&watch_signalled) == e) {
+            static const char msg[] = "[emerg] Lua code ran past 3x lua_watchdog_timeout in "
+                                      "compiled code: the worker exits and is replaced\n";
+            ssize_t w = write(sl_log_fd(), msg, sizeof(msg) - 1);
+            (void)w;
+            _exit(3);
+        }
+    }
+    return NULL;
+}
+
+static void watch_enter(void)
+{
+    if (watch_budget_ms)
+        atomic_store(&watch_entered_ms, mono_ms() | 1);
+}
+
+static void watch_leave(void)
+{
+    if (!watch_budget_ms)
+        return;
+    atomic_store(&watch_entered_ms, 0);
+    if (watch_hook_set && watch_L != NULL) {
+        /* the run ended before the hook fired: it must not hit the next one */
+        lua_sethook(watch_L, NULL, 0, 0);
+        watch_hook_set = 0;
+    }
+}
+
+static void watchdog_start(sl_worker_t *w)
+{
+    watch_budget_ms = w->conf->lua_watchdog_timeout_ms > 0
+                          ? (uint64_t)w->conf->lua_watchdog_timeout_ms : 0;
+    if (!watch_budget_ms || w->L == NULL)
+        return;
+    watch_L = w->L;
+    watch_main = pthread_self();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = watchdog_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR2, &sa, NULL);
+    /* only the worker's thread takes the signal */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR2);
+    sigaddset(&block, SIGQUIT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog_thread, NULL) == 0)
+        pthread_detach(t);
+    else
+        watch_budget_ms = 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
 
 sl_req_t *sl_lua_current_request(void) { return current; }
 
@@ -97,7 +215,9 @@ static void timer_resume(sl_lua_timer_t *t, int nargs)
     sl_lua_timer_t *saved_t = current_timer;
     current = NULL;
     current_timer = t;
+    watch_enter();
     int rc = lua_resume(t->co, nargs);
+    watch_leave();
     current = saved;
     current_timer = saved_t;
     if (rc == LUA_YIELD) {
@@ -381,8 +501,12 @@ int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
     if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK)
         return SL_ERROR;
     int rt = lua_gettop(L);
+    watchdog_start(w);
     lua_getfield(L, rt, "init_worker");
-    if (sl_lua_pcall(L, 0, 1, err, errlen) != SL_OK) {
+    watch_enter();
+    int irc = sl_lua_pcall(L, 0, 1, err, errlen);
+    watch_leave();
+    if (irc != SL_OK) {
         lua_settop(L, top);
         return SL_ERROR;
     }
@@ -427,7 +551,9 @@ static void resume_access(sl_req_t *r, int nargs)
     lua_State *co = r->lua_co;
     sl_req_t *saved = current;
     current = r;
+    watch_enter();
     int rc = lua_resume(co, nargs);
+    watch_leave();
     current = saved;
     if (rc == LUA_YIELD) {
         lua_settop(co, 0);
@@ -482,7 +608,9 @@ static int call_phase(sl_req_t *r, int fn, int nargs, int nresults)
     char err[2048];
     sl_req_t *saved = current;
     current = r;
+    watch_enter();
     int rc = sl_lua_pcall(L, nargs, nresults, err, sizeof(err));
+    watch_leave();
     current = saved;
     if (rc != SL_OK)
         sl_log_error("runtime error in the %s phase: %s", fn_names[fn], err);

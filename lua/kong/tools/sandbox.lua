@@ -524,6 +524,11 @@ local function compile(chunk, chunkname, env)
   if not fn then
     error(err, 0)
   end
+  -- untrusted code stays interpreted (and its closures too): the runtime's
+  -- watchdog can then always stop an endless loop in it
+  if jit and jit.off then
+    jit.off(fn, true)
+  end
   return fn
 end
 
