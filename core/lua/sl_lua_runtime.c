@@ -75,7 +75,8 @@ static void *watchdog_thread(void *arg)
         uint64_t e = atomic_load(&watch_entered_ms);
         if (e == 0)
             continue;
-        uint64_t elapsed = mono_ms() - e;
+        uint64_t now = mono_ms();
+        uint64_t elapsed = now > e ? now - e : 0;
         if (elapsed > watch_budget_ms && atomic_load(&watch_signalled) != e) {
             atomic_store(&watch_signalled, e);
             pthread_kill(watch_main, SIGUSR2);
@@ -92,8 +93,10 @@ static void *watchdog_thread(void *arg)
 
 static void watch_enter(void)
 {
-    if (watch_budget_ms)
-        atomic_store(&watch_entered_ms, mono_ms() | 1);
+    if (watch_budget_ms) {
+        uint64_t now = mono_ms();
+        atomic_store(&watch_entered_ms, now ? now : 1); /* 0 means "not in Lua" */
+    }
 }
 
 static void watch_leave(void)
