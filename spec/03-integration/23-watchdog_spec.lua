@@ -36,6 +36,9 @@ describe("lua_watchdog_timeout", function()
               plugins = { { name = "pre-function", config = {
                 access = { "ngx.sleep(1.5) kong.response.set_header('X-Slept', 'yes')" } } } } },
             { name = "ok", paths = { "/ok" } },
+            { name = "quick", paths = { "/quick" },
+              plugins = { { name = "pre-function", config = {
+                access = { "kong.response.set_header('X-Quick', '1')" } } } } },
           },
         } },
       },
@@ -63,6 +66,22 @@ describe("lua_watchdog_timeout", function()
     client = helpers.proxy_client(5000)
     assert.res_status(200, assert(client:get("/ok/anything")))
     client:close()
+  end)
+
+  it("never stops short runs: 3 s of back-to-back requests all succeed", function()
+    -- regression: a stamp/clock mix-up once stopped about one healthy run a second
+    helpers.clean_logfile(helpers.error_log())
+    local client = helpers.proxy_client(5000)
+    local deadline = helpers.now() + 3
+    local n = 0
+    while helpers.now() < deadline do
+      local res = assert(client:get("/quick/anything"))
+      assert.res_status(200, res)
+      n = n + 1
+    end
+    client:close()
+    assert.truthy(n > 100, "only " .. n .. " requests")
+    assert.logfile(helpers.error_log()).has.no.line("timed out", true)
   end)
 
   it("does not count time spent waiting in ngx.sleep", function()
