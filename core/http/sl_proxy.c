@@ -619,6 +619,17 @@ static int skip_resp_header(sl_proxy_t *p, sl_str_t n)
         return 1;
     if (sl_str_case_eq(n, SL_STR("content-length")) && (p->ri.chunked || p->ri.close_delimited))
         return 1;
+    /* the headers Sluice sets itself replace the upstream's (as Kong's header_filter does) */
+    if (n.len > 7 && sl_str_case_eq((sl_str_t){n.data, 7}, SL_STR("x-kong-"))) {
+        unsigned hdrs = p->w->conf->headers;
+        if (((hdrs & SL_HDR_REQUEST_ID) && sl_str_case_eq(n, SL_STR("x-kong-request-id"))) ||
+            ((hdrs & SL_HDR_UPSTREAM_LATENCY) &&
+             sl_str_case_eq(n, SL_STR("x-kong-upstream-latency"))) ||
+            ((hdrs & SL_HDR_PROXY_LATENCY) && sl_str_case_eq(n, SL_STR("x-kong-proxy-latency"))) ||
+            ((hdrs & SL_HDR_UPSTREAM_STATUS) &&
+             sl_str_case_eq(n, SL_STR("x-kong-upstream-status"))))
+            return 1;
+    }
     return 0;
 }
 

@@ -500,6 +500,18 @@ describe("proxy", function()
       end
     end)
 
+    it("replaces the upstream's own X-Kong-* headers with the gateway's", function()
+      local res = assert(client:get("/echo/response-headers", {
+        query = "X-Kong-Request-Id=from-upstream&X-Kong-Upstream-Latency=999",
+      }))
+      assert.res_status(200, res)
+      local id = res.headers["X-Kong-Request-Id"]
+      assert.is_string(id)   -- one value, not an array
+      assert.matches(REQ_ID, id)
+      assert.is_string(res.headers["X-Kong-Upstream-Latency"])
+      assert.not_equal("999", res.headers["X-Kong-Upstream-Latency"])
+    end)
+
     it("measures the upstream latency", function()
       local res = assert(client:get("/echo/delay/0.3"))
       assert.res_status(200, res)
