@@ -301,6 +301,7 @@ static int core_timer(lua_State *L)
     t->args_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->ev = evtimer_new(the_worker->base, timer_cb, t);
     TAILQ_INSERT_TAIL(&timers, t, link);
+    event_base_update_cache_time(the_worker->base);
     struct timeval tv = secs_tv(delay);
     evtimer_add(t->ev, &tv);
     timers_pending++;
@@ -353,6 +354,7 @@ static int core_sleep(lua_State *L)
         sl_lua_timer_t *t = current_timer;
         if (t->sleep_ev == NULL)
             t->sleep_ev = evtimer_new(the_worker->base, timer_sleep_cb, t);
+        event_base_update_cache_time(the_worker->base);
         struct timeval tv = secs_tv(secs);
         evtimer_add(t->sleep_ev, &tv);
         return lua_yield(L, 0);
@@ -361,6 +363,8 @@ static int core_sleep(lua_State *L)
         return luaL_error(L, "API disabled in the current context");
     if (r->lua_timer == NULL)
         r->lua_timer = evtimer_new(r->c->w->base, sleep_timer_cb, r);
+    /* the loop's cached time may lag: a sleep must not end early */
+    event_base_update_cache_time(r->c->w->base);
     struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
     evtimer_add(r->lua_timer, &tv);
     return lua_yield(L, 0);
