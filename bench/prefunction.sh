@@ -60,16 +60,6 @@ OUT=$RESULTS/$STAMP-prefunction.txt
 
 . "$ROOT/bench/lib.sh"
 
-# wait_http PORT: until GET / answers (10 s at most).
-wait_http() {
-    local i=0
-    while [ $i -lt 100 ]; do
-        curl -s -o /dev/null --max-time 1 -H 'X-In: wait' "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
 # check_echo PORT: "" when GET / with X-In: check gives "hello" and
 # X-Echo: check, else what it gave.
@@ -83,48 +73,7 @@ check_echo() {
     fi
 }
 
-# start_nginx NAME BODY(http block content) [MAIN(main context lines)]
-start_nginx() {
-    local dir=$WORK/$1
-    mkdir -p "$dir/tmp"
-    cat > "$dir/nginx.conf" <<EOF
-${3:-}worker_processes 1;
-daemon on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile 65535;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-$2
-}
-EOF
-    if ! timeout 20 "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"; then
-        echo "bench: nginx '$1' failed to start:" >&2
-        tail -20 "$dir/error.log" >&2
-        return 1
-    fi
-    local i=0
-    while [ ! -s "$dir/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    PIDS="$PIDS $(cat "$dir/nginx.pid")"
-}
 
-# to_ms VALUE (wrk units: us, ms, s)
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-        else printf "%s", "-" }'
-}
 
 # every wrk request carries the header the Lua copies
 WRK_SCRIPT=$WORK/x-in.lua
@@ -153,11 +102,6 @@ run_wrk() {
     echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
 }
 
-# median_row NAME: the round with the median requests/s, as "NAME rps p50 p99 non2xx sockerr"
-median_row() {
-    [ -f "$RAW/$1.rows" ] || return 0
-    sort -n -k1,1 "$RAW/$1.rows" | awk -v n="$1" '{ r[NR] = $0 } END { if (NR) print n, r[int((NR + 1) / 2)] }'
-}
 
 UP_PORT=$(free_port) || exit 1
 PROXY_PORT=$(free_port) || exit 1
@@ -167,7 +111,7 @@ start_nginx upstream "    server {
         listen 127.0.0.1:$UP_PORT backlog=4096;
         location / { return 200 \"hello\"; }
     }" || exit 1
-wait_http "$UP_PORT" || { echo "bench: the upstream does not answer" >&2; exit 1; }
+wait_http "$UP_PORT" 'X-In: wait' || { echo "bench: the upstream does not answer" >&2; exit 1; }
 
 start_nginx nginx-lua "    upstream up {
         server 127.0.0.1:$UP_PORT;
@@ -184,7 +128,7 @@ start_nginx nginx-lua "    upstream up {
             proxy_set_header Connection \"\";
         }
     }" "$LOAD_MODULES" || exit 1
-wait_http "$PROXY_PORT" || { echo "bench: the nginx proxy does not answer" >&2; exit 1; }
+wait_http "$PROXY_PORT" 'X-In: wait' || { echo "bench: the nginx proxy does not answer" >&2; exit 1; }
 bad=$(check_echo "$PROXY_PORT")
 [ -z "$bad" ] || { echo "bench: nginx-lua: $bad" >&2; tail -20 "$WORK/nginx-lua/error.log" >&2; exit 1; }
 
@@ -232,7 +176,7 @@ $(tail -20 "$sdir/logs/error.log" 2>/dev/null)"
         spid=$(cat "$sdir/pids/sluice.pid" 2>/dev/null)
         [ -n "$spid" ] && PIDS="$PIDS $spid"
         bad="sluice does not answer"
-        wait_http "$SLUICE_PORT" && bad=$(check_echo "$SLUICE_PORT")
+        wait_http "$SLUICE_PORT" 'X-In: wait' && bad=$(check_echo "$SLUICE_PORT")
         if [ -n "$bad" ]; then
             SLUICE_NOTE="sluice skipped: $bad
 $(tail -20 "$sdir/logs/error.log" 2>/dev/null)"

@@ -35,59 +35,8 @@ OUT=$RESULTS/$STAMP.txt
 
 . "$ROOT/bench/lib.sh"
 
-# wait_http PORT: until GET / answers (10 s at most).
-wait_http() {
-    local i=0
-    while [ $i -lt 100 ]; do
-        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$1/" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
 
-# start_nginx NAME BODY(http block content)
-start_nginx() {
-    local dir=$WORK/$1
-    mkdir -p "$dir/tmp"
-    cat > "$dir/nginx.conf" <<EOF
-worker_processes 1;
-daemon on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-worker_rlimit_nofile 65535;
-events { worker_connections 16384; }
-http {
-    access_log off;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-$2
-}
-EOF
-    if ! timeout 20 "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"; then
-        echo "bench: nginx '$1' failed to start:" >&2
-        tail -20 "$dir/error.log" >&2
-        return 1
-    fi
-    local i=0
-    while [ ! -s "$dir/nginx.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    PIDS="$PIDS $(cat "$dir/nginx.pid")"
-}
 
-# to_ms VALUE (wrk units: us, ms, s)
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-        else printf "%s", "-" }'
-}
 
 ROWS=""
 NGINX_RPS=""
@@ -114,11 +63,6 @@ run_wrk() {
     echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
 }
 
-# median_row NAME: the round with the median requests/s, as "NAME rps p50 p99 non2xx sockerr"
-median_row() {
-    [ -f "$RAW/$1.rows" ] || return 0
-    sort -n -k1,1 "$RAW/$1.rows" | awk -v n="$1" '{ r[NR] = $0 } END { if (NR) print n, r[int((NR + 1) / 2)] }'
-}
 
 UP_PORT=$(free_port) || exit 1
 PROXY_PORT=$(free_port) || exit 1

@@ -159,7 +159,7 @@ static void request_id(char out[33])
     out[32] = '\0';
 }
 
-static const sl_str_t *find_header(const sl_req_t *r, sl_str_t name)
+const sl_str_t *sl_req_header(const sl_req_t *r, sl_str_t name)
 {
     for (size_t i = 0; i < r->h.num_headers; i++) {
         if (sl_str_case_eq(r->headers[i].name, name))
@@ -194,25 +194,6 @@ static int format_from(sl_str_t v, int *fmt)
         return 0;
     }
     return 1;
-}
-
-void sl_evbuffer_add_header_u64(struct evbuffer *b, const char *name, size_t name_len,
-                                uint64_t v)
-{
-    char buf[96];
-    size_t n = name_len < 64 ? name_len : 64;
-    memcpy(buf, name, n);
-    char digits[24];
-    size_t d = 0;
-    do {
-        digits[d++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    while (d > 0)
-        buf[n++] = digits[--d];
-    buf[n++] = '\r';
-    buf[n++] = '\n';
-    evbuffer_add(b, buf, n);
 }
 
 void sl_hbuf_printf(sl_hbuf_t *h, const char *fmt, ...)
@@ -252,24 +233,6 @@ void sl_hbuf_header_u64(sl_hbuf_t *h, const char *name, size_t name_len, uint64_
     sl_hbuf_add(h, out, n);
 }
 
-void sl_req_add_common_headers(sl_req_t *r, struct evbuffer *out, int generated)
-{
-    sl_worker_t *w = r->c->w;
-    unsigned hdrs = w->conf->headers;
-    SL_EVB_LIT(out, "Date: ");
-    evbuffer_add(out, sl_http_date(), strlen(sl_http_date()));
-    SL_EVB_LIT(out, "\r\n");
-    if (generated && (hdrs & SL_HDR_SERVER))
-        SL_EVB_LIT(out, "Server: sluice/" SLUICE_VERSION "\r\n");
-    if (generated && (hdrs & SL_HDR_RESPONSE_LATENCY))
-        SL_EVB_HEADER_U64(out, "X-Kong-Response-Latency: ", (sl_now_us() - r->start_us) / 1000);
-    if (hdrs & SL_HDR_REQUEST_ID) {
-        SL_EVB_LIT(out, "X-Kong-Request-Id: ");
-        evbuffer_add(out, r->id, 32);
-        SL_EVB_LIT(out, "\r\n");
-    }
-}
-
 void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_default,
                        int close_conn)
 {
@@ -292,11 +255,11 @@ void sl_req_send_error(sl_req_t *r, int status, const char *message, int json_de
     }
     int fmt = FMT_JSON, found = 0;
     if (r->head_len > 0) {
-        const sl_str_t *accept = find_header(r, SL_STR("accept"));
+        const sl_str_t *accept = sl_req_header(r, SL_STR("accept"));
         if (accept)
             found = format_from(*accept, &fmt);
         if (!found && !json_default) {
-            const sl_str_t *ct = find_header(r, SL_STR("content-type"));
+            const sl_str_t *ct = sl_req_header(r, SL_STR("content-type"));
             if (ct)
                 found = format_from(*ct, &fmt);
         }
@@ -476,8 +439,8 @@ void sl_access_log_write(sl_worker_t *w, sl_req_t *r)
         strftime(tbuf, sizeof(tbuf), "%d/%b/%Y:%H:%M:%S %z", &tm);
         tlast = now;
     }
-    const sl_str_t *ref = find_header(r, SL_STR("referer"));
-    const sl_str_t *ua = find_header(r, SL_STR("user-agent"));
+    const sl_str_t *ref = sl_req_header(r, SL_STR("referer"));
+    const sl_str_t *ua = sl_req_header(r, SL_STR("user-agent"));
     int tlen = (int)(r->h.target.len > 1024 ? 1024 : r->h.target.len);
     int n = snprintf(line, sizeof(line),
                      "%s - - [%s] \"%.*s %.*s HTTP/1.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f\n",
@@ -593,6 +556,16 @@ void sl_req_cache_clear(sl_worker_t *w)
         req_destroy(r);
     }
     w->nfree_reqs = 0;
+}
+
+void sl_req_set_body_timeout(sl_req_t *r, int on)
+{
+    const sl_conf_t *conf = r->c->w->conf;
+    struct timeval rtv = {(time_t)(conf->client_body_timeout_ms / 1000),
+                          (suseconds_t)(conf->client_body_timeout_ms % 1000) * 1000};
+    struct timeval stv = {(time_t)(conf->send_timeout_ms / 1000),
+                          (suseconds_t)(conf->send_timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(r->c->bev, on ? &rtv : NULL, &stv);
 }
 
 static void rebase(sl_str_t *s, const char *from, const char *to)
@@ -853,29 +826,14 @@ static void admin_request(sl_req_t *r)
                      w->conf->prefix, w->decl->nservices, w->decl->nroutes, w->decl->nplugins);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = 0;
-    r->status = 200;
-    if (!r->body_done)
-        r->keepalive = 0;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\n");
-    sl_req_add_common_headers(r, out, 1);
-    evbuffer_add_printf(out,
-                        "Content-Type: application/json; charset=utf-8\r\nContent-Length: %d\r\n"
-                        "Connection: %s\r\n\r\n",
-                        n, r->keepalive ? "keep-alive" : "close");
-    if (!sl_str_eq(r->h.method, SL_STR("HEAD"))) {
-        evbuffer_add(out, body, (size_t)n);
-        r->bytes_sent = (uint64_t)n;
-    }
-    r->response_started = 1;
-    sl_req_response_done(r);
+    sl_req_send_generated(r, 200, "application/json; charset=utf-8", body, (size_t)n, 0);
 }
 
 static void route_request(sl_req_t *r)
 {
     sl_conn_t *c = r->c;
     sl_worker_t *w = c->w;
-    const sl_str_t *host = find_header(r, SL_STR("host"));
+    const sl_str_t *host = sl_req_header(r, SL_STR("host"));
     sl_router_request_t rq = {
         .method = r->h.method,
         .host = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR),
@@ -929,8 +887,8 @@ void sl_req_access_done(sl_req_t *r)
     if (r->response_started)
         return;
     if (r->lua_flags & SL_LUA_EXIT) {
-        const sl_hdr_t *ct = sl_hdr_list_find(&r->resp_pre_set, SL_STR("content-type"));
-        sl_req_send_generated(r, r->status, ct ? NULL : NULL, r->exit_body, r->exit_body_len, 0);
+        /* the Content-Type, if any, is among the plugin's header edits */
+        sl_req_send_generated(r, r->status, NULL, r->exit_body, r->exit_body_len, 0);
         return;
     }
     if (r->route == NULL) {
@@ -970,7 +928,7 @@ static void set_client_ip(sl_req_t *r)
     const char *hn = w->conf->real_ip_header;
     if (!c->trusted || hn == NULL || hn[0] == '\0' || strcmp(hn, "proxy_protocol") == 0)
         return;
-    const sl_str_t *v = find_header(r, (sl_str_t){hn, strlen(hn)});
+    const sl_str_t *v = sl_req_header(r, (sl_str_t){hn, strlen(hn)});
     if (v == NULL)
         return;
     const char *end = v->data + v->len;

@@ -55,15 +55,6 @@ static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void try_connect(sl_proxy_t *p);
 
-static const sl_str_t *req_header(const sl_req_t *r, sl_str_t name)
-{
-    for (size_t i = 0; i < r->h.num_headers; i++) {
-        if (sl_str_case_eq(r->headers[i].name, name))
-            return &r->headers[i].value;
-    }
-    return NULL;
-}
-
 /* Is name one of the comma-separated tokens of the Connection header? */
 static int in_connection_tokens(const sl_str_t *conn, sl_str_t name)
 {
@@ -158,7 +149,7 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
     }
     sl_hbuf_add(b, " HTTP/1.1\r\n", 11);
 
-    const sl_str_t *host = req_header(r, SL_STR("host"));
+    const sl_str_t *host = sl_req_header(r, SL_STR("host"));
     const sl_hdr_t *host_edit = sl_hdr_list_find(&r->up_set, SL_STR("host"));
     if (host_edit != NULL) {
         SL_HB_LIT(b, "Host: ");
@@ -174,7 +165,7 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         sl_hbuf_add(b, s->host_header, strlen(s->host_header));
         SL_HB_LIT(b, "\r\n");
     }
-    const sl_str_t *conn = req_header(r, SL_STR("connection"));
+    const sl_str_t *conn = sl_req_header(r, SL_STR("connection"));
     const sl_str_t *xff = NULL, *via = NULL;
     for (size_t i = 0; i < r->h.num_headers; i++) {
         sl_header_t *h = &r->headers[i];
@@ -194,7 +185,7 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         sl_hbuf_add(b, h->value.data, h->value.len);
         sl_hbuf_add(b, "\r\n", 2);
     }
-    const sl_str_t *upgrade = req_header(r, SL_STR("upgrade"));
+    const sl_str_t *upgrade = sl_req_header(r, SL_STR("upgrade"));
     if (r->info.upgrade && upgrade) {
         sl_hbuf_printf(b, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)upgrade->len,
                             upgrade->data);
@@ -220,7 +211,7 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
     const sl_str_t *fwd;
     if (EDITED(r, "x-forwarded-proto")) {
         /* set or cleared by a plugin */
-    } else if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
+    } else if (c->trusted && (fwd = sl_req_header(r, SL_STR("x-forwarded-proto"))) != NULL) {
         SL_HB_LIT(b, "X-Forwarded-Proto: ");
         SL_HB_STR(b, *fwd);
         SL_HB_LIT(b, "\r\n");
@@ -236,7 +227,7 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
         if (colon)
             fhl = (size_t)(colon - fh.data);
     }
-    if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-host"))) != NULL) {
+    if (c->trusted && (fwd = sl_req_header(r, SL_STR("x-forwarded-host"))) != NULL) {
         fh = *fwd;
         fhl = fh.len;
     }
@@ -247,20 +238,20 @@ static void build_head(sl_proxy_t *p, struct evbuffer *dst)
     }
     if (EDITED(r, "x-forwarded-port")) {
         /* set or cleared by a plugin */
-    } else if (c->trusted && (fwd = req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
+    } else if (c->trusted && (fwd = sl_req_header(r, SL_STR("x-forwarded-port"))) != NULL) {
         SL_HB_LIT(b, "X-Forwarded-Port: ");
         SL_HB_STR(b, *fwd);
         SL_HB_LIT(b, "\r\n");
     } else {
         SL_HB_HEADER_U64(b, "X-Forwarded-Port: ", c->local_port);
     }
-    fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-path")) : NULL;
+    fwd = c->trusted ? sl_req_header(r, SL_STR("x-forwarded-path")) : NULL;
     if (!EDITED(r, "x-forwarded-path")) {
         SL_HB_LIT(b, "X-Forwarded-Path: ");
         SL_HB_STR(b, fwd ? *fwd : r->h.path);
         SL_HB_LIT(b, "\r\n");
     }
-    fwd = c->trusted ? req_header(r, SL_STR("x-forwarded-prefix")) : NULL;
+    fwd = c->trusted ? sl_req_header(r, SL_STR("x-forwarded-prefix")) : NULL;
     if (EDITED(r, "x-forwarded-prefix")) {
         /* set or cleared by a plugin */
     } else if (fwd != NULL) {
@@ -353,16 +344,6 @@ void sl_proxy_cache_clear(sl_worker_t *w)
     w->nfree_proxies = 0;
 }
 
-static void set_client_body_timeout(sl_req_t *r, int on)
-{
-    sl_worker_t *w = r->c->w;
-    struct timeval rtv = {(time_t)(w->conf->client_body_timeout_ms / 1000),
-                          (suseconds_t)(w->conf->client_body_timeout_ms % 1000) * 1000};
-    struct timeval stv = {(time_t)(w->conf->send_timeout_ms / 1000),
-                          (suseconds_t)(w->conf->send_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(r->c->bev, on ? &rtv : NULL, &stv);
-}
-
 /* Fails the request with status unless it can be tried again. */
 static void proxy_fail(sl_proxy_t *p, int status, const char *msg, int retry_ok,
                        const char *client_msg)
@@ -407,7 +388,7 @@ static void pump_body(sl_proxy_t *p)
         int st = 400;
         int drc = sl_req_body_pump(r, NULL, 0, SIZE_MAX, &st);
         if (drc == SL_DONE)
-            set_client_body_timeout(r, 0);
+            sl_req_set_body_timeout(r, 0);
         return;
     }
     struct evbuffer *tmp = evbuffer_new();
@@ -439,7 +420,7 @@ static void pump_body(sl_proxy_t *p)
         return;
     }
     if (rc == SL_DONE) {
-        set_client_body_timeout(r, 0);
+        sl_req_set_body_timeout(r, 0);
         return;
     }
     if (evbuffer_get_length(out) >= SL_UPSTREAM_IN_HIGH)
@@ -499,7 +480,7 @@ static void on_connected(sl_proxy_t *p, sl_upconn_t *uc)
             evbuffer_add(bufferevent_get_output(r->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
             bufferevent_enable(r->c->bev, EV_WRITE);
         }
-        set_client_body_timeout(r, 1);
+        sl_req_set_body_timeout(r, 1);
         pump_body(p);
     }
 }
@@ -571,7 +552,7 @@ void sl_proxy_start(sl_req_t *r)
     }
     if (r->service->tls && r->route->preserve_host) {
         /* Kong sends the preserved Host (without its port) as SNI and verifies against it */
-        const sl_str_t *host = req_header(r, SL_STR("host"));
+        const sl_str_t *host = sl_req_header(r, SL_STR("host"));
         sl_str_t h = r->info.host.len ? r->info.host : (host ? *host : SL_NULL_STR);
         size_t n = h.len;
         if (n > 0 && h.data[0] != '[') {

@@ -216,8 +216,10 @@ void sl_req_send_generated(sl_req_t *r, int status, const char *ctype, const cha
                            size_t len, int close_conn);
 /* Applies the kong.response edits made before the head to r->resp_headers. */
 void sl_req_apply_resp_pre(sl_req_t *r);
-/* Appends the headers every response Sluice sends carries (Date, Server, request id). */
-void sl_req_add_common_headers(sl_req_t *r, struct evbuffer *out, int generated);
+/* The first value of a request header (case-insensitive name), or NULL. */
+const sl_str_t *sl_req_header(const sl_req_t *r, sl_str_t name);
+/* Arms (on) or clears the client's client_body_timeout; send_timeout always applies. */
+void sl_req_set_body_timeout(sl_req_t *r, int on);
 void sl_access_log_write(sl_worker_t *w, sl_req_t *r);
 void sl_access_log_flush(sl_worker_t *w);
 uint64_t sl_now_us(void);
@@ -226,9 +228,6 @@ uint64_t sl_now_us(void);
  * would otherwise make per response; else EV_WRITE stays on and the bufferevent writes the
  * rest. Code that queues output without calling this must enable EV_WRITE itself. */
 void sl_bev_write_now(struct bufferevent *bev);
-/* Appends "<name><decimal v>\r\n" without printf (name includes ": "). */
-void sl_evbuffer_add_header_u64(struct evbuffer *b, const char *name, size_t name_len,
-                                uint64_t v);
 /* A head being written: bytes gather in a stack buffer and reach the evbuffer in one add
  * (or a few, for very large heads), instead of dozens of small evbuffer_add calls. */
 typedef struct {
@@ -268,7 +267,7 @@ void sl_hbuf_header_u64(sl_hbuf_t *h, const char *name, size_t name_len, uint64_
 
 #define SL_EVB_LIT(b, lit) evbuffer_add((b), (lit), sizeof(lit) - 1)
 #define SL_EVB_STR(b, s) evbuffer_add((b), (s).data, (s).len)
-#define SL_EVB_HEADER_U64(b, lit, v) sl_evbuffer_add_header_u64((b), (lit), sizeof(lit) - 1, (v))
+
 const char *sl_http_date(void);
 const char *sl_status_reason(int status);
 

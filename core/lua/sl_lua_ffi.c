@@ -82,11 +82,8 @@ int sl_ffi_req_host(const char **p, size_t *len)
     REQ_OR(SL_DECLINED);
     if (r->info.host.len)
         return out_str(r->info.host, p, len);
-    for (size_t i = 0; i < r->h.num_headers; i++) {
-        if (sl_str_case_eq(r->headers[i].name, SL_STR("host")))
-            return out_str(r->headers[i].value, p, len);
-    }
-    return out_str(SL_NULL_STR, p, len);
+    const sl_str_t *host = sl_req_header(r, SL_STR("host"));
+    return out_str(host ? *host : SL_NULL_STR, p, len);
 }
 
 int sl_ffi_req_id(const char **p, size_t *len)

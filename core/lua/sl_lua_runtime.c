@@ -387,13 +387,6 @@ static int body_step(sl_req_t *r, int *status)
     return evbuffer_get_length(r->body_buf) > r->body_limit ? SL_DECLINED : SL_OK;
 }
 
-static void clear_body_timeout(sl_req_t *r)
-{
-    struct timeval stv = {(time_t)(r->c->w->conf->send_timeout_ms / 1000),
-                          (suseconds_t)(r->c->w->conf->send_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(r->c->bev, NULL, &stv);
-}
-
 /* sluice.core.read_body(limit) -> body | nil, "too big" | nothing (call again after a
  * wait: the coroutine yielded until more of the body arrived). */
 static int core_read_body(lua_State *L)
@@ -415,7 +408,7 @@ static int core_read_body(lua_State *L)
     int status = 400;
     int rc = r->body_over ? SL_DECLINED : body_step(r, &status);
     if (rc != SL_OK)
-        clear_body_timeout(r);
+        sl_req_set_body_timeout(r, 0);
     if (rc == SL_DONE) {
         size_t n = evbuffer_get_length(r->body_buf);
         lua_pushlstring(L, n ? (const char *)evbuffer_pullup(r->body_buf, -1) : "", n);
@@ -434,11 +427,7 @@ static int core_read_body(lua_State *L)
     }
     /* wait for the client, under client_body_timeout */
     r->body_wait = 1;
-    struct timeval tv = {(time_t)(r->c->w->conf->client_body_timeout_ms / 1000),
-                         (suseconds_t)(r->c->w->conf->client_body_timeout_ms % 1000) * 1000};
-    struct timeval stv = {(time_t)(r->c->w->conf->send_timeout_ms / 1000),
-                          (suseconds_t)(r->c->w->conf->send_timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(r->c->bev, &tv, &stv);
+    sl_req_set_body_timeout(r, 1);
     bufferevent_enable(r->c->bev, EV_READ);
     return lua_yield(L, 0);
 }
@@ -450,7 +439,7 @@ void sl_lua_body_readable(sl_req_t *r)
     if (rc == SL_OK)
         return;
     r->body_wait = 0;
-    clear_body_timeout(r);
+    sl_req_set_body_timeout(r, 0);
     if (rc == SL_ERROR) {
         sl_lua_abort(r);
         sl_req_send_error(r, status, NULL, 0, 1);
