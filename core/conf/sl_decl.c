@@ -7,6 +7,8 @@
 
 #include "lua/sl_lua_vm.h"
 
+static unsigned long next_generation;
+
 static char *dup_field(lua_State *L, int idx, const char *name)
 {
     lua_getfield(L, idx, name);
@@ -100,12 +102,22 @@ void sl_decl_destroy(sl_decl_t *d, lua_State *L)
     free(d);
 }
 
+void sl_decl_ref(sl_decl_t *d) { d->refs++; }
+
+void sl_decl_unref(sl_decl_t *d, lua_State *L)
+{
+    if (d != NULL && --d->refs == 0)
+        sl_decl_destroy(d, L);
+}
+
 sl_decl_t *sl_decl_empty(char *err, size_t errlen)
 {
     sl_decl_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         abort();
     d->lua_ref = LUA_NOREF;
+    d->refs = 1;
+    d->generation = ++next_generation;
     d->source = strdup("<empty>");
     d->router = sl_router_create(NULL, 0, err, errlen);
     if (d->router == NULL) {
@@ -276,13 +288,31 @@ sl_decl_t *sl_decl_load(lua_State *L, const char *path, const char *text, char *
         return NULL;
     }
     lua_pop(L, 1);
-    int cfg = lua_gettop(L);
+    sl_decl_t *d = sl_decl_build(L, lua_gettop(L), path ? path : "<string>", err, errlen);
+    if (d != NULL) {
+        /* the generation the runtime (workers) starts with */
+        lua_getglobal(L, "require");
+        lua_pushstring(L, "sluice.declarative");
+        lua_call(L, 1, 1);
+        lua_pushvalue(L, -2);
+        lua_setfield(L, -2, "current");
+    }
+    lua_settop(L, top);
+    return d;
+}
 
+sl_decl_t *sl_decl_build(lua_State *L, int cfg, const char *source, char *err, size_t errlen)
+{
+    int top = lua_gettop(L);
+    if (cfg < 0)
+        cfg = top + cfg + 1;
     sl_decl_t *d = calloc(1, sizeof(*d));
     if (d == NULL)
         abort();
     d->lua_ref = LUA_NOREF;
-    d->source = strdup(path ? path : "<string>");
+    d->refs = 1;
+    d->generation = ++next_generation;
+    d->source = strdup(source);
     d->nplugins = count_array(L, cfg, "plugins");
     d->nconsumers = count_array(L, cfg, "consumers");
 
@@ -365,13 +395,6 @@ sl_decl_t *sl_decl_load(lua_State *L, const char *path, const char *text, char *
     }
     lua_pushvalue(L, cfg);
     d->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    /* the generation the runtime (workers) runs with */
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "sluice.declarative");
-    lua_call(L, 1, 1);
-    lua_pushvalue(L, cfg);
-    lua_setfield(L, -2, "current");
-    lua_pop(L, 1);
     lua_settop(L, top);
     return d;
 }

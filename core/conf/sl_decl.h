@@ -3,8 +3,10 @@
  *
  * sl_decl_load() runs the Lua declarative loader (lua/sluice/declarative) on a kong.yml,
  * then copies the services and routes the proxy needs into C structures and builds the
- * router. The result is immutable and owned by the caller (sl_decl_destroy). A worker keeps
- * one generation for its whole life; a reload builds a new one beside it.
+ * router. The result is immutable. It is reference counted: the worker holds one reference
+ * for the generation it routes new requests with, and every request routed with it holds
+ * one until it ends, so a generation swapped out (Admin API, store poller) lives on until
+ * its last request is done. A fresh generation has one reference (its creator's).
  */
 #ifndef SL_DECL_H
 #define SL_DECL_H
@@ -56,6 +58,8 @@ typedef struct sl_decl_s {
     size_t nconsumers;
     sl_router_t *router;
     int lua_ref;           /* registry ref of the normalized Lua table, in the loading VM */
+    unsigned refs;
+    unsigned long generation; /* process-wide counter, 1 for the first */
 } sl_decl_t;
 
 /* Loads path (or, if path is NULL, the string text named "<string>") with the VM's
@@ -64,9 +68,17 @@ typedef struct sl_decl_s {
 sl_decl_t *sl_decl_load(lua_State *L, const char *path, const char *text, char *err,
                         size_t errlen);
 
+/* Builds a generation from a normalized configuration table (the loader's result) at
+ * index idx of L. source names it in messages. NULL + err on failure (router errors). */
+sl_decl_t *sl_decl_build(lua_State *L, int idx, const char *source, char *err, size_t errlen);
+
 /* An empty configuration: no services, no routes (every request gets 404). */
 sl_decl_t *sl_decl_empty(char *err, size_t errlen);
 
+void sl_decl_ref(sl_decl_t *d);
+/* Drops one reference; the last one destroys it. */
+void sl_decl_unref(sl_decl_t *d, lua_State *L);
+/* Destroys regardless of references (process exit). */
 void sl_decl_destroy(sl_decl_t *d, lua_State *L);
 
 #endif

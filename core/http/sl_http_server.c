@@ -539,6 +539,10 @@ static void req_free(sl_req_t *r)
         sl_proxy_free(r->proxy);
     req_reset_lua(r);
     sl_worker_t *w = r->c->w;
+    if (r->decl != NULL) {
+        sl_decl_unref(r->decl, w->L);
+        r->decl = NULL;
+    }
     if (w->nfree_reqs >= REQ_CACHE_MAX || r->head_cap > 65536) {
         req_destroy(r);
         return;
@@ -804,31 +808,6 @@ int sl_req_body_pump(sl_req_t *r, struct evbuffer *dst, int chunked_out, size_t 
     }
 }
 
-/* The Admin API arrives with its own issue; until then admin_listen answers GET / (node
- * facts) and 404 for everything else, so the port is reserved and observable. */
-static void admin_request(sl_req_t *r)
-{
-    sl_conn_t *c = r->c;
-    sl_worker_t *w = c->w;
-    if (!sl_str_eq(r->h.path, SL_STR("/"))) {
-        sl_req_send_error(r, 404, "Not found", 1, 0);
-        return;
-    }
-    char body[1024];
-    char host[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    int n = snprintf(body, sizeof(body),
-                     "{\"tagline\":\"Welcome to sluice\",\"version\":\"%s\",\"edition\":\"community\","
-                     "\"hostname\":\"%s\",\"lua_version\":\"LuaJIT 2.1\","
-                     "\"configuration\":{\"database\":\"%s\",\"prefix\":\"%s\"},"
-                     "\"services\":%zu,\"routes\":%zu,\"plugins\":%zu}",
-                     SLUICE_VERSION, host, w->conf->database ? w->conf->database : "off",
-                     w->conf->prefix, w->decl->nservices, w->decl->nroutes, w->decl->nplugins);
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = 0;
-    sl_req_send_generated(r, 200, "application/json; charset=utf-8", body, (size_t)n, 0);
-}
-
 static void route_request(sl_req_t *r)
 {
     sl_conn_t *c = r->c;
@@ -853,7 +832,11 @@ static void route_request(sl_req_t *r)
             abort();
     }
     scratch = r->norm_cap;
-    int rc = sl_router_match(w->decl->router, &rq, r->norm, scratch, &r->match);
+    if (r->decl == NULL) {
+        r->decl = w->decl;
+        sl_decl_ref(r->decl);
+    }
+    int rc = sl_router_match(r->decl->router, &rq, r->norm, scratch, &r->match);
     if (rc == SL_ERROR) {
         sl_req_send_error(r, 400, NULL, 0, 1);
         return;
@@ -983,7 +966,7 @@ static void handle_request(sl_req_t *r)
         return;
     }
     if (c->admin)
-        admin_request(r);
+        sl_lua_run_admin(r); /* lua/sluice/admin */
     else
         route_request(r);
 }

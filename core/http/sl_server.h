@@ -95,7 +95,7 @@ struct sl_worker_s {
     sl_proxy_t *free_proxies;
     size_t nfree_proxies;
     int lua_active;        /* plugins are configured: requests go through runtime.lua */
-    int lua_fn_refs[6];    /* registry refs: runtime access, header_filter, body_filter, log, done, sleep_done */
+    int lua_fn_refs[8];    /* registry refs: runtime access, header_filter, body_filter, log, done, admin */
     uint64_t next_serial;
     uint64_t total_requests;
     struct event *quit_timer;
@@ -181,6 +181,7 @@ struct sl_req_s {
     /* routing */
     char *norm;            /* router scratch: the normalized path */
     sl_router_match_t match;
+    sl_decl_t *decl;       /* the generation it was routed with (one reference held) */
     const sl_route_t *route;
     const sl_service_t *service;
 

@@ -163,6 +163,15 @@ int sl_ffi_req_route_index(void)
     return r->route ? (int)r->match.route_index : -1;
 }
 
+unsigned long sl_ffi_req_generation(void)
+{
+    sl_req_t *r = sl_lua_current_request();
+    if (r != NULL && r->decl != NULL)
+        return r->decl->generation;
+    sl_worker_t *w = sl_lua_worker();
+    return w != NULL && w->decl != NULL ? w->decl->generation : 0;
+}
+
 int sl_ffi_req_capture_count(void)
 {
     REQ_OR(0);

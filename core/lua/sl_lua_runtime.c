@@ -18,10 +18,10 @@
 #include "base/sl_log.h"
 #include "lua/sl_lua_vm.h"
 
-enum { FN_ACCESS = 0, FN_HEADER_FILTER, FN_BODY_FILTER, FN_LOG, FN_DONE, FN_COUNT };
+enum { FN_ACCESS = 0, FN_HEADER_FILTER, FN_BODY_FILTER, FN_LOG, FN_DONE, FN_ADMIN, FN_COUNT };
 
 static const char *const fn_names[FN_COUNT] = {"access", "header_filter", "body_filter", "log",
-                                               "done"};
+                                               "done", "admin"};
 
 static sl_req_t *current;
 static sl_worker_t *the_worker;
@@ -467,6 +467,34 @@ static int core_worker_info(lua_State *L)
     return 1;
 }
 
+/* sluice.core.swap_config(normalized, lua_active[, source]) -> generation | nil, err
+ * Builds a generation from a normalized configuration and makes it the one new requests
+ * are routed with; the old one lives until its last request ends. */
+static int core_swap_config(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    sl_worker_t *w = the_worker;
+    if (w == NULL || w->base == NULL) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "configurations are swapped in worker processes only");
+        return 2;
+    }
+    const char *source = luaL_optstring(L, 3, "<store>");
+    char err[512];
+    sl_decl_t *d = sl_decl_build(L, 1, source, err, sizeof(err));
+    if (d == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    sl_decl_t *old = w->decl;
+    w->decl = d;
+    w->lua_active = lua_toboolean(L, 2);
+    sl_decl_unref(old, L);
+    lua_pushnumber(L, (lua_Number)d->generation);
+    return 1;
+}
+
 int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
 {
     lua_State *L = w->L;
@@ -490,6 +518,8 @@ int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
     lua_setfield(L, -2, "timer");
     lua_pushcfunction(L, core_timer_counts);
     lua_setfield(L, -2, "timer_counts");
+    lua_pushcfunction(L, core_swap_config);
+    lua_setfield(L, -2, "swap_config");
     lua_pop(L, 1);
 
     lua_getglobal(L, "require");
@@ -577,7 +607,7 @@ static void sleep_timer_cb(evutil_socket_t fd, short what, void *arg)
         resume_access(r, 0);
 }
 
-void sl_lua_run_access(sl_req_t *r)
+static void run_coroutine(sl_req_t *r, int fn)
 {
     sl_worker_t *w = r->c->w;
     lua_State *L = w->L;
@@ -586,9 +616,13 @@ void sl_lua_run_access(sl_req_t *r)
     lua_State *co = lua_newthread(L);
     r->lua_co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->lua_co = co;
-    push_fn(w, co, FN_ACCESS);
+    push_fn(w, co, fn);
     resume_access(r, 0);
 }
+
+void sl_lua_run_access(sl_req_t *r) { run_coroutine(r, FN_ACCESS); }
+
+void sl_lua_run_admin(sl_req_t *r) { run_coroutine(r, FN_ADMIN); }
 
 void sl_lua_abort(sl_req_t *r)
 {

@@ -30,6 +30,9 @@ sl_worker_t *sl_lua_worker(void);
 /* Runs rewrite + access after routing. Calls sl_req_access_done(r) when the coroutine
  * ends, at once or after yields; the request may have been answered by then. */
 void sl_lua_run_access(sl_req_t *r);
+/* Runs the Admin API handler (sluice.runtime.admin) for a request on admin_listen, in a
+ * coroutine like access; sl_req_access_done(r) sends what it answered. */
+void sl_lua_run_admin(sl_req_t *r);
 /* More request body arrived while the access coroutine waits for it (read_body). */
 void sl_lua_body_readable(sl_req_t *r);
 /* The request is going away (client closed): stop its coroutine and timers. */

@@ -216,7 +216,7 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         evdns_base_free(w->dns, 1);
     SSL_CTX_free(w->up_ssl);
     event_base_free(w->base);
-    sl_decl_destroy(decl, L);
+    sl_decl_unref(w->decl, L);
     if (L)
         lua_close(L);
     sl_conf_destroy(conf);

@@ -24,6 +24,7 @@ local co_yield = coroutine.yield
 local co_status = coroutine.status
 local co_running = coroutine.running
 local traceback = debug.traceback
+local xpcall = xpcall
 
 
 local F_HEADER_FILTER = 0x2
@@ -48,22 +49,31 @@ local function key(route_id, service_id, consumer_id)
 end
 
 
+-- The loaded plugin a configured row runs, or nil when the row is disabled,
+-- of an unknown plugin or of no http protocol.
+local function usable(row)
+  local p = plugins.loaded[row.name]
+  if not p or row.enabled == false then
+    return nil
+  end
+  if row.protocols then
+    -- kept when one of its protocols is of the http subsystem, as Kong
+    for _, proto in ipairs(row.protocols) do
+      if proto == "http" or proto == "https" or proto == "grpc"
+         or proto == "grpcs" then
+        return p
+      end
+    end
+    return nil
+  end
+  return p
+end
+
+
 local function build(cfg)
   combos, all_configs, any_plugin = {}, {}, false
   for _, row in ipairs(cfg.plugins or {}) do
-    local p = plugins.loaded[row.name]
-    local protocols_ok = true
-    if row.protocols then
-      protocols_ok = false
-      -- kept when one of its protocols is of the http subsystem, as Kong
-      for _, proto in ipairs(row.protocols) do
-        if proto == "http" or proto == "https" or proto == "grpc"
-           or proto == "grpcs" then
-          protocols_ok = true
-        end
-      end
-    end
-    if p and row.enabled ~= false and protocols_ok then
+    if usable(row) then
       local conf = {}
       for k, v in pairs(row.config or {}) do
         conf[k] = v
@@ -87,6 +97,17 @@ local function build(cfg)
       any_plugin = true
     end
   end
+end
+
+
+--- Whether a configuration runs any plugin (requests then go through Lua).
+function _M.has_plugins(cfg)
+  for _, row in ipairs(cfg.plugins or {}) do
+    if usable(row) then
+      return true
+    end
+  end
+  return false
 end
 
 
@@ -138,23 +159,11 @@ local function leave()
 end
 
 
---- Called once per worker by C. Returns whether any plugin is configured.
-function _M.init_worker()
-  local cfg = require("sluice.declarative").current or {}
-  state.set_config(cfg)
-  build(cfg)
-  require("kong.pdk").init_worker()
+local function run_configure(phase)
   for _, p in ipairs(plugins.ordered) do
     local h = p.handler
-    if h.init_worker then
-      enter("init_worker", p)
-      local ok, err = pcall(h.init_worker, h)
-      if not ok then
-        kong.log.err("failed to run init_worker of plugin ", p.name, ": ", err)
-      end
-    end
     if h.configure then
-      enter("init_worker", p)
+      enter(phase, p)
       local ok, err = pcall(h.configure, h, all_configs[p.name])
       if not ok then
         kong.log.err("failed to run configure of plugin ", p.name, ": ", err)
@@ -162,8 +171,85 @@ function _M.init_worker()
     end
   end
   leave()
+end
+
+
+local starting = false
+
+--- A new configuration generation is running (sluice.config): plugins are
+-- resolved against it and their configure() handlers see its configs.
+function _M.reconfigure(cfg, generation)
+  state.set_config(cfg, generation)
+  build(cfg)
+  if not starting then
+    local saved = phases.current
+    run_configure("init_worker")
+    phases.current = saved
+  end
+end
+
+
+--- Called once per worker by C. Returns whether any plugin is configured.
+function _M.init_worker()
+  local cfg = require("sluice.declarative").current or {}
+  state.set_config(cfg, tonumber(C.sl_ffi_req_generation()))
+  build(cfg)
+  require("kong.pdk").init_worker()
+  -- the configuration source of this worker: the store, or for DB-less the
+  -- file the Admin API's POST /config wrote (both may swap cfg in)
+  starting = true
+  local database = kong.configuration.database
+  local ok, err = pcall(function()
+    if database ~= nil and database ~= "off" then
+      require("sluice.db").init_worker(kong.configuration)
+    else
+      -- optional until the Admin API is installed
+      local found, dbless = pcall(require, "sluice.admin.dbless")
+      if found then
+        dbless.init_worker()
+      elseif not tostring(dbless):find("module 'sluice.admin.dbless' not found",
+                                       1, true) then
+        error(dbless, 0)
+      end
+    end
+  end)
+  starting = false
+  if not ok then
+    kong.log.err("failed to load the configuration at worker start: ", err)
+  end
+  for _, p in ipairs(plugins.ordered) do
+    local h = p.handler
+    if h.init_worker then
+      enter("init_worker", p)
+      local iok, ierr = pcall(h.init_worker, h)
+      if not iok then
+        kong.log.err("failed to run init_worker of plugin ", p.name, ": ", ierr)
+      end
+    end
+  end
+  run_configure("init_worker")
   phases.current = nil
   return any_plugin
+end
+
+
+--- An Admin API request (admin_listen), in a coroutine like access.
+function _M.admin()
+  phases.current = "admin_api"
+  local ok, err = xpcall(function()
+    return require("sluice.admin").handle()
+  end, traceback)
+  if not ok then
+    kong.log.err("error in the Admin API: ", err)
+    if C.sl_ffi_resp_source() ~= 1 then
+      kong.response.exit(500, { message = "An unexpected error occurred" })
+    end
+  elseif C.sl_ffi_resp_source() ~= 1 then
+    kong.log.err("the Admin API produced no response")
+    kong.response.exit(500, { message = "An unexpected error occurred" })
+  end
+  phases.current = nil
+  return 0
 end
 
 

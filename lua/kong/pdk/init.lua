@@ -24,7 +24,18 @@ local SENSITIVE = {
 }
 
 
+-- Properties whose "on"/"off" values are strings in Kong (enums and paths).
+local STRING_PROPS = {
+  database = true, untrusted_lua = true, role = true,
+  proxy_access_log = true, proxy_error_log = true, admin_access_log = true,
+  admin_error_log = true, status_access_log = true, status_error_log = true,
+}
+
+
 local function convert(name, value)
+  if STRING_PROPS[name] then
+    return value
+  end
   if LIST_PROPS[name] then
     local out = {}
     for item in value:gmatch("[^,]+") do

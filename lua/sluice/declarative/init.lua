@@ -810,10 +810,13 @@ local function check_opts(opts, level)
 end
 
 
-local function load(text, filename, opts)
-  local doc, perr = decode(text, filename)
-  if perr then
-    return parse_error(perr)
+local function load(text, filename, opts, doc)
+  if doc == nil then
+    local perr
+    doc, perr = decode(text, filename)
+    if perr then
+      return parse_error(perr)
+    end
   end
   if type(doc) ~= "table" or (next(doc) ~= nil and validate.is_sequence(doc))
   then
@@ -891,6 +894,17 @@ function _M.load_string(text, filename, opts)
   end
   opts = check_opts(opts, 3)
   return load(text, filename or "kong.yml", opts)
+end
+
+
+--- Loads a declarative config already decoded into a Lua table (the Admin
+-- API's POST /config, the stores). cjson.null values are accepted as in JSON.
+function _M.load_table(doc, filename, opts)
+  if type(doc) ~= "table" then
+    return parse_error((filename or "<table>") .. ": expected an object")
+  end
+  opts = check_opts(opts, 3)
+  return load(nil, filename or "<table>", opts, unify_nulls(doc))
 end
 
 

@@ -23,6 +23,8 @@ int sl_ffi_req_header_count(void);
 int sl_ffi_req_header(int i, const char **name, size_t *name_len, const char **value,
                       size_t *value_len);
 int sl_ffi_req_route_index(void);
+/* the configuration generation the request was routed with (else the worker's current) */
+unsigned long sl_ffi_req_generation(void);
 int sl_ffi_req_capture_count(void);
 int sl_ffi_req_capture(int i, const char **name, size_t *name_len, const char **value,
                        size_t *value_len);

@@ -14,16 +14,31 @@ local _M = {
 
 local cfg = { services = {}, routes = {}, plugins = {}, consumers = {} }
 local services_by_id = {}
+-- generation -> configuration, for requests routed before a swap; an entry
+-- goes when C drops the generation (its registry reference keeps it alive)
+local generations = setmetatable({}, { __mode = "v" })
+local by_id_of = setmetatable({}, { __mode = "k" })   -- cfg -> services by id
 local ctxs = {}          -- request serial -> ngx.ctx table
 local node_id
 
 
-function _M.set_config(c)
+function _M.set_config(c, generation)
   cfg = c
   services_by_id = {}
   for _, s in ipairs(c.services or {}) do
     services_by_id[s.id] = s
   end
+  by_id_of[c] = services_by_id
+  if generation then
+    generations[generation] = c
+  end
+end
+
+
+-- the configuration the current request was routed with
+local function request_config()
+  local g = tonumber(C.sl_ffi_req_generation())
+  return generations[g] or cfg
 end
 
 
@@ -65,16 +80,18 @@ function _M.route()
   if i < 0 then
     return nil
   end
-  return cfg.routes[i + 1]
+  return request_config().routes[i + 1]
 end
 
 
 function _M.service()
-  local r = _M.route()
+  local c = request_config()
+  local i = C.sl_ffi_req_route_index()
+  local r = i >= 0 and c.routes[i + 1]
   if not r or not r.service then
     return nil
   end
-  return services_by_id[r.service.id]
+  return (by_id_of[c] or services_by_id)[r.service.id]
 end
 
 
