@@ -149,6 +149,8 @@ struct sl_req_s {
     int lua_co_ref;        /* the access coroutine, anchored in the registry */
     lua_State *lua_co;
     struct event *lua_timer;   /* ngx.sleep */
+    void *lua_wait_obj;        /* what the coroutine waits on (a cosocket), see sl_lua_wait */
+    void (*lua_wait_cancel)(void *obj);
     sl_hdr_list_t up_set;      /* kong.service.request header edits to send */
     sl_hdr_list_t up_removed;  /* names whose client values are not sent */
     char *up_path;             /* kong.service.request.set_path (owned) */

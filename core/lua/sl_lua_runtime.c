@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/sl_log.h"
+#include "lua/sl_lua_socket.h"
 #include "lua/sl_lua_vm.h"
 
 enum { FN_ACCESS = 0, FN_HEADER_FILTER, FN_BODY_FILTER, FN_LOG, FN_DONE, FN_ADMIN, FN_COUNT };
@@ -164,6 +165,8 @@ struct sl_lua_timer_s {
     lua_State *co;
     double interval;         /* > 0: ngx.timer.every */
     int running;
+    void *wait_obj;          /* a cosocket the callback waits on */
+    void (*wait_cancel)(void *obj);
     TAILQ_ENTRY(sl_lua_timer_s) link;
 };
 static TAILQ_HEAD(, sl_lua_timer_s) timers = TAILQ_HEAD_INITIALIZER(timers);
@@ -179,9 +182,20 @@ static struct timeval secs_tv(double secs)
     return tv;
 }
 
+static void timer_cancel_wait(sl_lua_timer_t *t)
+{
+    if (t->wait_cancel != NULL) {
+        void (*cancel)(void *) = t->wait_cancel;
+        t->wait_cancel = NULL;
+        cancel(t->wait_obj);
+    }
+    t->wait_obj = NULL;
+}
+
 static void timer_free(sl_lua_timer_t *t)
 {
     lua_State *L = the_worker->L;
+    timer_cancel_wait(t);
     TAILQ_REMOVE(&timers, t, link);
     if (t->ev)
         event_free(t->ev);
@@ -196,6 +210,7 @@ static void timer_free(sl_lua_timer_t *t)
 static void timer_finished(sl_lua_timer_t *t)
 {
     lua_State *L = the_worker->L;
+    timer_cancel_wait(t);
     t->running = 0;
     timers_running--;
     if (t->co_ref != LUA_NOREF)
@@ -520,6 +535,7 @@ int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen)
     lua_setfield(L, -2, "timer_counts");
     lua_pushcfunction(L, core_swap_config);
     lua_setfield(L, -2, "swap_config");
+    sl_lua_socket_register(L, -1);
     lua_pop(L, 1);
 
     lua_getglobal(L, "require");
@@ -559,6 +575,13 @@ static void push_fn(sl_worker_t *w, lua_State *L, int fn)
 static void end_coroutine(sl_req_t *r)
 {
     sl_worker_t *w = r->c->w;
+    /* the object waited on goes first: the coroutine's stack still anchors it */
+    if (r->lua_wait_cancel != NULL) {
+        void (*cancel)(void *) = r->lua_wait_cancel;
+        r->lua_wait_cancel = NULL;
+        cancel(r->lua_wait_obj);
+    }
+    r->lua_wait_obj = NULL;
     if (r->lua_co_ref != LUA_NOREF && r->lua_co_ref != 0)
         luaL_unref(w->L, LUA_REGISTRYINDEX, r->lua_co_ref);
     r->lua_co_ref = LUA_NOREF;
@@ -626,8 +649,62 @@ void sl_lua_run_admin(sl_req_t *r) { run_coroutine(r, FN_ADMIN); }
 
 void sl_lua_abort(sl_req_t *r)
 {
-    if (r->lua_co != NULL || r->lua_timer != NULL)
+    if (r->lua_co != NULL || r->lua_timer != NULL || r->lua_wait_cancel != NULL)
         end_coroutine(r);
+}
+
+int sl_lua_can_wait(void)
+{
+    sl_req_t *r = current;
+    if (r != NULL)
+        return (r->lua_flags & SL_LUA_RUNNING) && r->lua_co != NULL;
+    return current_timer != NULL && current_timer->co != NULL;
+}
+
+int sl_lua_wait(sl_lua_wait_t *wt, void *obj, void (*cancel)(void *obj))
+{
+    sl_req_t *r = current;
+    wt->r = NULL;
+    wt->timer = NULL;
+    if (r != NULL) {
+        if (!(r->lua_flags & SL_LUA_RUNNING) || r->lua_co == NULL)
+            return SL_ERROR;
+        r->lua_wait_obj = obj;
+        r->lua_wait_cancel = cancel;
+        wt->r = r;
+        return SL_OK;
+    }
+    sl_lua_timer_t *t = current_timer;
+    if (t == NULL || t->co == NULL)
+        return SL_ERROR;
+    t->wait_obj = obj;
+    t->wait_cancel = cancel;
+    wt->timer = t;
+    return SL_OK;
+}
+
+lua_State *sl_lua_wait_thread(const sl_lua_wait_t *wt)
+{
+    if (wt->r != NULL)
+        return wt->r->lua_co;
+    return ((sl_lua_timer_t *)wt->timer)->co;
+}
+
+void sl_lua_wait_resume(sl_lua_wait_t *wt, int nresults)
+{
+    sl_req_t *r = wt->r;
+    sl_lua_timer_t *t = wt->timer;
+    wt->r = NULL;
+    wt->timer = NULL;
+    if (r != NULL) {
+        r->lua_wait_obj = NULL;
+        r->lua_wait_cancel = NULL;
+        resume_access(r, nresults);
+    } else if (t != NULL) {
+        t->wait_obj = NULL;
+        t->wait_cancel = NULL;
+        timer_resume(t, nresults);
+    }
 }
 
 /* Runs a non-yielding phase function under pcall with the request current. */

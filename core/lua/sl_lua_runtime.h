@@ -49,6 +49,24 @@ void sl_lua_timers_shutdown(void);
 /* Drops the request's Lua state (ngx.ctx and friends). */
 void sl_lua_request_done(sl_req_t *r);
 
+/* A coroutine waiting on an event source (a cosocket): the request's access/admin
+ * coroutine or an ngx.timer callback's. */
+typedef struct sl_lua_wait_s {
+    sl_req_t *r;
+    void *timer;
+} sl_lua_wait_t;
+
+/* Makes the running coroutine wait on obj: it yields after this returns SL_OK (the caller
+ * does `return lua_yield(L, 0)`), and sl_lua_wait_resume() continues it. If the coroutine
+ * is abandoned first (client gone, process exiting), cancel(obj) is called and it never
+ * resumes. SL_ERROR when the running Lua may not yield (filters, log, init). */
+int sl_lua_wait(sl_lua_wait_t *wt, void *obj, void (*cancel)(void *obj));
+/* Whether the running Lua may wait (sl_lua_wait would succeed). */
+int sl_lua_can_wait(void);
+/* The thread to push the results on before sl_lua_wait_resume(wt, nresults). */
+lua_State *sl_lua_wait_thread(const sl_lua_wait_t *wt);
+void sl_lua_wait_resume(sl_lua_wait_t *wt, int nresults);
+
 /* In sl_http_server.c: continue after access (proxy, 503, or the response Lua made). */
 void sl_req_access_done(sl_req_t *r);
 

@@ -15,6 +15,7 @@
 #include "base/sl_log.h"
 #include "http/sl_server.h"
 #include "lua/sl_lua_runtime.h"
+#include "lua/sl_lua_socket.h"
 
 #define DRAIN_MAX_SECONDS 60
 
@@ -214,11 +215,13 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
     free(w->trusted);
     if (w->dns)
         evdns_base_free(w->dns, 1);
-    SSL_CTX_free(w->up_ssl);
-    event_base_free(w->base);
+    /* Lua first: cosockets and their pool free bufferevents of this base */
+    sl_lua_socket_pool_close_all();
     sl_decl_unref(w->decl, L);
     if (L)
         lua_close(L);
+    SSL_CTX_free(w->up_ssl);
+    event_base_free(w->base);
     sl_conf_destroy(conf);
     sl_log_debug("worker %d exiting", index);
     exit(0);

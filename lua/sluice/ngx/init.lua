@@ -179,9 +179,17 @@ ngx.location = { capture = unsupported("ngx.location.capture"),
 ngx.thread = { spawn = unsupported("ngx.thread.spawn"),
                wait = unsupported("ngx.thread.wait"),
                kill = unsupported("ngx.thread.kill") }
-ngx.socket = { tcp = unsupported("ngx.socket.tcp"),
-               udp = unsupported("ngx.socket.udp"),
-               connect = unsupported("ngx.socket.connect") }
+-- cosockets (lua/sluice/ngx/socket.lua): their C side exists in workers only
+ngx.socket = {
+  tcp = function()
+    return require("sluice.ngx.socket").tcp()
+  end,
+  connect = function(...)
+    return require("sluice.ngx.socket").connect(...)
+  end,
+  udp = unsupported("ngx.socket.udp"),
+}
+ngx.socket.stream = ngx.socket.tcp
 
 
 -- ngx.var: the nginx variables plugins read most
