@@ -48,6 +48,9 @@ static void usage(FILE *out)
             "  health [-p PREFIX]                           tell whether the gateway runs\n"
             "  check CONF                                   validate a configuration file\n"
             "  config parse FILE                            validate a declarative kong.yml\n"
+            "  config db_import FILE [-c CONF] [-p PREFIX]  load a kong.yml into the store\n"
+            "  config db_export [FILE] [-c CONF]            write the store as a kong.yml\n"
+            "  migrations bootstrap|up|list|reset [-y]      manage the store's schema\n"
             "  version [-a]                                 print the version\n");
 }
 
@@ -475,6 +478,53 @@ static int cmd_config(const cli_t *cli)
     return rc;
 }
 
+/* migrations and config db_import/db_export: the store's commands, written in Lua
+ * (lua/sluice/db/cli.lua), get the whole command line and the loaded configuration. */
+static int cmd_store(int argc, char **argv, const cli_t *cli)
+{
+    char err[8192];
+    sl_conf_t *conf = sl_master_load_conf(cli->conf, cli->prefix, err, sizeof(err));
+    if (conf == NULL) {
+        fprintf(stderr, "Error: %s\n", err);
+        return 1;
+    }
+    lua_State *L = sl_lua_vm_create(conf, err, sizeof(err));
+    if (L == NULL) {
+        fprintf(stderr, "Error: %s\n", err);
+        sl_conf_destroy(conf);
+        return 1;
+    }
+    int rc = 1;
+    if (sl_master_load_plugins(L, conf, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "Error: %s\n", err);
+        goto done;
+    }
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "sluice.db.cli");
+    if (sl_lua_pcall(L, 1, 1, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "Error: %s\n", err);
+        goto done;
+    }
+    lua_getfield(L, -1, "run");
+    lua_createtable(L, argc - 1, 0);
+    for (int i = 1; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_getglobal(L, "kong");
+    lua_getfield(L, -1, "configuration");
+    lua_remove(L, -2);
+    if (sl_lua_pcall(L, 2, 1, err, sizeof(err)) != SL_OK) {
+        fprintf(stderr, "Error: %s\n", err);
+        goto done;
+    }
+    rc = (int)lua_tointeger(L, -1);
+done:
+    lua_close(L);
+    sl_conf_destroy(conf);
+    return rc;
+}
+
 static int cmd_version(const cli_t *cli)
 {
     printf("Sluice %s\n", SLUICE_VERSION);
@@ -509,6 +559,8 @@ int main(int argc, char **argv)
             cli.all = 1;
         } else if (strcmp(a, "--v") == 0 || strcmp(a, "--vv") == 0) {
             /* verbosity flags accepted for Kong compatibility */
+        } else if (a[0] == '-' && strcmp(cmd, "migrations") == 0) {
+            /* -y, -q, -f ...: lua/sluice/db/cli.lua reads them */
         } else if (a[0] == '-') {
             fprintf(stderr, "Error: unknown option '%s'\n", a);
             usage(stderr);
@@ -517,6 +569,8 @@ int main(int argc, char **argv)
             cli.sub = a;
         } else if (cli.arg == NULL) {
             cli.arg = a;
+        } else if (strcmp(cmd, "migrations") == 0) {
+            /* more words are the store command's own */
         } else {
             fprintf(stderr, "Error: unexpected argument '%s'\n", a);
             return 1;
@@ -544,6 +598,10 @@ int main(int argc, char **argv)
         return cmd_health(&cli);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(&cli);
+    if (strcmp(cmd, "migrations") == 0 ||
+        (strcmp(cmd, "config") == 0 && cli.sub != NULL &&
+         (strcmp(cli.sub, "db_import") == 0 || strcmp(cli.sub, "db_export") == 0)))
+        return cmd_store(argc, argv, &cli);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(&cli);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-v") == 0)

@@ -236,7 +236,8 @@ local function strategies()
 end
 
 
---- Sluice has one strategy: "off" (DB-less).
+--- Strategies the Kong-style specs iterate: "off" (DB-less). Store specs
+-- start gateways with database = "embedded" or "postgres" themselves.
 helpers.each_strategy = strategies
 helpers.all_strategies = strategies
 
@@ -378,8 +379,11 @@ function helpers.start_kong(conf, opts, preserve_prefix)
   end
   local prefix = merged.prefix
 
+  -- DB-less unless the spec asks for a store ("embedded" or "postgres")
+  if merged.database == nil then
+    merged.database = "off"
+  end
   -- Kong keys without meaning for Sluice.
-  merged.database = nil
   merged.nginx_conf = nil
   if merged.declarative_config == nil
      and merged.declarative_config_string == nil

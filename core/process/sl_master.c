@@ -130,7 +130,33 @@ int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, cha
         return SL_ERROR;
     }
     sl_decl_t *d;
-    if (conf->declarative_config && conf->declarative_config[0]) {
+    int store = conf->database && strcmp(conf->database, "off") != 0;
+    if (store) {
+        /* the store is the truth (declarative_config is not read, as in Kong): it must be
+         * reachable and migrated; each worker loads the entities itself */
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "sluice.db");
+        if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK) {
+            lua_close(L);
+            return SL_ERROR;
+        }
+        lua_getfield(L, -1, "check_start");
+        lua_getglobal(L, "kong");
+        lua_getfield(L, -1, "configuration");
+        lua_remove(L, -2);
+        if (sl_lua_pcall(L, 1, 2, err, errlen) != SL_OK) {
+            lua_close(L);
+            return SL_ERROR;
+        }
+        if (!lua_toboolean(L, -2)) {
+            const char *msg = lua_tostring(L, -1);
+            snprintf(err, errlen, "%s", msg ? msg : "the configuration store is not usable");
+            lua_close(L);
+            return SL_ERROR;
+        }
+        lua_pop(L, 3);
+        d = sl_decl_empty(err, errlen);
+    } else if (conf->declarative_config && conf->declarative_config[0]) {
         d = sl_decl_load(L, conf->declarative_config, NULL, err, errlen);
     } else if (conf->declarative_config_string && conf->declarative_config_string[0]) {
         d = sl_decl_load(L, NULL, conf->declarative_config_string, err, errlen);
