@@ -372,7 +372,7 @@ static int core_sleep(lua_State *L)
         event_base_update_cache_time(the_worker->base);
         struct timeval tv = secs_tv(secs);
         evtimer_add(t->sleep_ev, &tv);
-        return lua_yield(L, 0);
+        return sl_lua_yield_wait(L);
     }
     if (r == NULL || !(r->lua_flags & SL_LUA_RUNNING) || r->lua_co == NULL)
         return luaL_error(L, "API disabled in the current context");
@@ -382,7 +382,7 @@ static int core_sleep(lua_State *L)
     event_base_update_cache_time(r->c->w->base);
     struct timeval tv = {(time_t)secs, (suseconds_t)((secs - (double)(time_t)secs) * 1e6)};
     evtimer_add(r->lua_timer, &tv);
-    return lua_yield(L, 0);
+    return sl_lua_yield_wait(L);
 }
 
 /* Reads request body bytes into r->body_buf up to r->body_limit. SL_DONE: all of it;
@@ -444,7 +444,7 @@ static int core_read_body(lua_State *L)
     r->body_wait = 1;
     sl_req_set_body_timeout(r, 1);
     bufferevent_enable(r->c->bev, EV_READ);
-    return lua_yield(L, 0);
+    return sl_lua_yield_wait(L);
 }
 
 void sl_lua_body_readable(sl_req_t *r)

@@ -32,6 +32,7 @@
 
 #include "base/sl_log.h"
 #include "lua/sl_lua_runtime.h"
+#include "lua/sl_lua_vm.h"
 
 #define SOCK_MT "sluice.cosocket"
 #define DEFAULT_TIMEOUT_MS 60000
@@ -194,7 +195,7 @@ static int wait_op(lua_State *L, sl_cosock_t *s, int op)
     if (sl_lua_wait(&s->wait, s, sock_cancel) != SL_OK)
         return luaL_error(L, "API disabled in the current context");
     s->op = op;
-    return lua_yield(L, 0);
+    return sl_lua_yield_wait(L);
 }
 
 /* Ends the pending operation with the n results already pushed on the waiting thread. */
@@ -230,9 +231,12 @@ static int recv_try(sl_cosock_t *s, lua_State *L, const char *final)
                 abort();
             evbuffer_remove(in, line, n);
             evbuffer_drain(in, eol_len);
-            size_t keep = n;
-            while (keep > 0 && line[keep - 1] == '\r')
-                keep--;
+            /* as OpenResty: the LF ends the line, CRs anywhere in it are dropped */
+            size_t keep = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (line[i] != '\r')
+                    line[keep++] = line[i];
+            }
             lua_pushlstring(L, line, keep);
             free(line);
             return 1;

@@ -106,9 +106,22 @@ static int core_log(lua_State *L)
     return 0;
 }
 
+/* The value a coroutine yields when it waits on the event loop (sleep, body, cosocket):
+ * the coroutine API that user code sees (lua/sluice/coroutine.lua) passes such yields up
+ * to the runtime instead of returning them to the user's resume. */
+static const char wait_marker = 'W';
+
+int sl_lua_yield_wait(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&wait_marker);
+    return lua_yield(L, 1);
+}
+
 static int core_open(lua_State *L)
 {
     lua_newtable(L);
+    lua_pushlightuserdata(L, (void *)&wait_marker);
+    lua_setfield(L, -2, "WAIT");
     lua_pushcfunction(L, core_log);
     lua_setfield(L, -2, "log");
     lua_pushcfunction(L, core_regex_check);

@@ -25,4 +25,8 @@ lua_State *sl_lua_vm_create(const struct sl_conf_s *conf, char *err, size_t errl
  * Returns SL_OK, or SL_ERROR with the message (and traceback) in err. */
 int sl_lua_pcall(lua_State *L, int nargs, int nresults, char *err, size_t errlen);
 
+/* Yields the running coroutine as waiting on the event loop: `return sl_lua_yield_wait(L)`
+ * from a C function; it returns what the coroutine is resumed with. */
+int sl_lua_yield_wait(lua_State *L);
+
 #endif

@@ -36,6 +36,8 @@ end
 
 
 function _M.bootstrap(props)
+  -- user coroutines may wait on the event loop (ngx.sleep, cosockets)
+  require("sluice.coroutine").install()
   local loaders = package.loaders
   loaders[#loaders + 1] = plugin_loader
   _G.ngx = require "sluice.ngx"

@@ -18,11 +18,13 @@ local pcall = pcall
 local unpack = unpack
 local select = select
 local tostring = tostring
-local co_create = coroutine.create
-local co_resume = coroutine.resume
-local co_yield = coroutine.yield
-local co_status = coroutine.status
-local co_running = coroutine.running
+-- the raw coroutine functions: run_yielding passes every wait up itself
+local raw_co = require("sluice.coroutine").raw
+local co_create = raw_co.create
+local co_resume = raw_co.resume
+local co_yield = raw_co.yield
+local co_status = raw_co.status
+local co_running = raw_co.running
 local traceback = debug.traceback
 local xpcall = xpcall
 

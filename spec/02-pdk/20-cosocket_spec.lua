@@ -85,6 +85,33 @@ local ROUTES = {
              elapsed = ngx.now() - t0, sent = sent }
   ]]),
   route("fast", [[ return { fast = true } ]]),
+  -- coroutines of the plugin's own may wait too (OpenResty's coroutine API)
+  route("usercoro", [[
+    local lines = {}
+    local gen = coroutine.wrap(function()
+      local sock = ngx.socket.tcp()
+      sock:settimeout(3000)
+      assert(sock:connect("127.0.0.1", port))
+      assert(sock:send("hi\r\n\r\n"))
+      while true do
+        ngx.sleep(0.01)
+        local line = sock:receive()
+        if not line then break end
+        coroutine.yield(line)
+      end
+    end)
+    for line in gen do
+      lines[#lines + 1] = line
+    end
+    local co = coroutine.create(function(a)
+      local b = coroutine.yield(a + 1)
+      ngx.sleep(0.01)
+      return b * 2
+    end)
+    local r1 = { coroutine.resume(co, 1) }
+    local r2 = { coroutine.resume(co, 10) }
+    return { lines = lines, r1 = r1, r2 = r2, status = coroutine.status(co) }
+  ]]),
   route("keepalive", [[
     local function get(path)
       local sock = ngx.socket.tcp()
@@ -285,6 +312,16 @@ describe("ngx.socket.tcp (cosockets)", function()
     assert.equal(200, res.status)
     assert.equal("late", cjson.decode(res:read_body()).l1)
     slow:close()
+    server:stop()
+  end)
+
+  it("lets coroutines of the plugin's own sleep and use cosockets", function()
+    local server = helpers.tcp_server(nil, { response = "one\ntwo\nthree\n" })
+    local r = call("/usercoro", server.port)
+    assert.same({ "one", "two", "three" }, r.lines)
+    assert.same({ true, 2 }, r.r1)
+    assert.same({ true, 20 }, r.r2)
+    assert.equal("dead", r.status)
     server:stop()
   end)
 
