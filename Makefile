@@ -83,6 +83,7 @@ bench: deps
 	@$(MAKE) --no-print-directory build/sluice
 	@bash bench/run.sh
 	@bash bench/prefunction.sh
+	@bash bench/sigv4.sh
 
 install: build/sluice lua/sluice/ffi/cdefs.lua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice

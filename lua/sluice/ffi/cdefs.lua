@@ -47,6 +47,61 @@ int sl_ffi_resp_exit(int status, const char *body, size_t body_len);
 int sl_ffi_resp_source(void);
 double sl_ffi_now(void);
 int sl_ffi_ip_is_trusted(const char *ip, size_t len);
+/* SigV4 (core/aws/sl_sigv4.h); pure functions, callable outside a request too. Strings in
+ * are borrowed for the call; the four outputs go to caller buffers (cap bytes; on SL_ERROR
+ * for a too small one its *_len is the size needed). flags: 1 S3 path, 2 unsigned payload,
+ * 4 x-amz-content-sha256 header, 8 token added after signing, 16 presign. */
+typedef struct {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} sl_ffi_sigv4_header_t;
+typedef struct {
+    const char *method;
+    size_t method_len;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    const sl_ffi_sigv4_header_t *headers;
+    size_t nheaders;
+    const char *body;
+    size_t body_len;
+    const char *region;
+    size_t region_len;
+    const char *service;
+    size_t service_len;
+    const char *access_key;
+    size_t access_key_len;
+    const char *secret_key;
+    size_t secret_key_len;
+    const char *session_token;
+    size_t session_token_len;
+    int64_t timestamp;
+    unsigned flags;
+    unsigned expires;
+} sl_ffi_sigv4_in_t;
+typedef struct {
+    char *creq;
+    size_t creq_cap;
+    size_t creq_len;
+    char *sts;
+    size_t sts_cap;
+    size_t sts_len;
+    char *authz;
+    size_t authz_cap;
+    size_t authz_len;
+    char *query;
+    size_t query_cap;
+    size_t query_len;
+    char signature[65];
+    char amz_date[17];
+} sl_ffi_sigv4_out_t;
+int sl_ffi_sigv4_sign(const sl_ffi_sigv4_in_t *in, sl_ffi_sigv4_out_t *out, char *err,
+                      size_t errlen);
+int sl_ffi_sigv4_cache_stats(double *hits, double *misses, int *entries);
+void sl_ffi_sigv4_cache_clear(void);
 ]]
 
 return ffi.C
