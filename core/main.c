@@ -559,7 +559,8 @@ int main(int argc, char **argv)
             cli.all = 1;
         } else if (strcmp(a, "--v") == 0 || strcmp(a, "--vv") == 0) {
             /* verbosity flags accepted for Kong compatibility */
-        } else if (a[0] == '-' && strcmp(cmd, "migrations") == 0) {
+        } else if (a[0] == '-' && (strcmp(cmd, "migrations") == 0 ||
+                                   (cli.sub != NULL && strncmp(cli.sub, "db_", 3) == 0))) {
             /* -y, -q, -f ...: lua/sluice/db/cli.lua reads them */
         } else if (a[0] == '-') {
             fprintf(stderr, "Error: unknown option '%s'\n", a);

@@ -273,10 +273,17 @@ function helpers.write_conf(conf, path)
   for k in pairs(conf) do
     keys[#keys + 1] = k
   end
+  -- spec gateways are DB-less unless the spec names a store
+  if conf.database == nil then
+    keys[#keys + 1] = "database"
+  end
   table_sort(keys)
   local lines = {}
   for _, k in ipairs(keys) do
     local v = conf[k]
+    if k == "database" and v == nil then
+      v = "off"
+    end
     if k == "declarative_config" and type(v) == "table" then
       v = helpers.make_yaml_file(v)
     elseif k == "declarative_config_string" and type(v) == "table" then

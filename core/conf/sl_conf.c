@@ -76,7 +76,7 @@ static const char *const roles[] = {"traditional", "control_plane", "data_plane"
 static const sl_conf_def_t sl_conf_defs[] = {
     /* core */
     {P("prefix", "/usr/local/sluice/", K_STR, SUPPORTED, F(prefix)), .min = 1},
-    {P("database", "off", K_ENUM, SUPPORTED, F(database)), .choices = databases},
+    {P("database", "embedded", K_ENUM, SUPPORTED, F(database)), .choices = databases},
     {P("embedded_db", "sluice.db", K_STR, SUPPORTED, NOF)},
     {P("declarative_config", "", K_STR, SUPPORTED, F(declarative_config))},
     {P("declarative_config_string", "", K_STR, SUPPORTED, F(declarative_config_string))},

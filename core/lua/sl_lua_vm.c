@@ -223,6 +223,11 @@ lua_State *sl_lua_vm_create(const struct sl_conf_s *conf, char *err, size_t errl
         lua_pushstring(L, conf->props[i].value ? conf->props[i].value : "");
         lua_setfield(L, -2, conf->props[i].name);
     }
+    /* the prefix as resolved (-p, made absolute) is the one Lua must see */
+    if (conf != NULL && conf->prefix != NULL) {
+        lua_pushstring(L, conf->prefix);
+        lua_setfield(L, -2, "prefix");
+    }
     if (sl_lua_pcall(L, 1, 0, err, errlen) != SL_OK) {
         lua_close(L);
         return NULL;

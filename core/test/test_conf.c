@@ -136,7 +136,7 @@ static void test_defaults(void)
     SL_CHECK(w.n == 0, "no warnings for defaults, got %s", w.text);
     SL_CHECK(c->conf_path == NULL, "conf_path NULL without a file");
     SL_CHECK(strcmp(c->prefix, "/usr/local/sluice/") == 0, "prefix %s", c->prefix);
-    SL_CHECK(strcmp(c->database, "off") == 0, "database %s", c->database);
+    SL_CHECK(strcmp(c->database, "embedded") == 0, "database %s", c->database);
     SL_CHECK(strcmp(c->declarative_config, "") == 0, "declarative_config empty");
     SL_CHECK(strcmp(c->plugins, "bundled") == 0, "plugins %s", c->plugins);
     SL_CHECK(c->proxy_listen.n == 1 && strcmp(c->proxy_listen.items[0].host, "0.0.0.0") == 0 &&

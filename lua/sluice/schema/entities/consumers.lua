@@ -14,6 +14,10 @@ return {
 
   fields = {
     { id = { type = "string", uuid = true } },
+    -- set by the Admin API on writes (Kong's auto timestamps); never defaulted
+    -- here, so loading the same document always gives the same configuration
+    { created_at = { type = "integer", timestamp = true } },
+    { updated_at = { type = "integer", timestamp = true } },
     { username = { type = "string", unique = true } },
     { custom_id = { type = "string", unique = true } },
     { tags = { type = "set",

@@ -218,6 +218,10 @@ return {
 
   fields = {
     { id = { type = "string", uuid = true } },
+    -- set by the Admin API on writes (Kong's auto timestamps); never defaulted
+    -- here, so loading the same document always gives the same configuration
+    { created_at = { type = "integer", timestamp = true } },
+    { updated_at = { type = "integer", timestamp = true } },
     { name = { type = "string", unique = true,
                custom_validator = checks.utf8_name } },
     { protocols = { type = "set", len_min = 1, required = true,
