@@ -2,16 +2,9 @@
 -- never run, when the config is loaded (Kong/kong#5110; Kong's
 -- spec/03-plugins/33-serverless-functions/03-dbless_spec.lua); it runs on
 -- the first request instead.
---
--- PENDING: waits for the Lua runtime and POST /config. To enable: set
--- RUNTIME = true and remove the pending() lines.
 
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
-
-
--- POST /config is the Admin API (issue #5): until it lands these stay pending
-local RUNTIME = false
 
 
 for _, plugin_name in ipairs({ "pre-function", "post-function" }) do
@@ -37,17 +30,11 @@ for _, plugin_name in ipairs({ "pre-function", "post-function" }) do
     end
 
     lazy_setup(function()
-      if not RUNTIME then
-        return
-      end
       mock = helpers.start_mock_upstream()
       assert(helpers.start_kong({ database = "off", plugins = "bundled" }))
     end)
 
     lazy_teardown(function()
-      if not RUNTIME then
-        return
-      end
       helpers.stop_kong()
       if mock then
         mock.stop()
@@ -55,10 +42,8 @@ for _, plugin_name in ipairs({ "pre-function", "post-function" }) do
     end)
 
     before_each(function()
-      if RUNTIME then
-        admin_client = helpers.admin_client()
-        proxy_client = helpers.proxy_client()
-      end
+      admin_client = helpers.admin_client()
+      proxy_client = helpers.proxy_client()
     end)
 
     after_each(function()
@@ -71,7 +56,6 @@ for _, plugin_name in ipairs({ "pre-function", "post-function" }) do
 
     it("does not execute the function when loading the config (#5110)",
        function()
-      pending("needs POST /config (the Admin API, issue #5)")
       local log = helpers.error_log()
       helpers.clean_logfile(log)
       local res = assert(admin_client:send {
@@ -98,7 +82,6 @@ for _, plugin_name in ipairs({ "pre-function", "post-function" }) do
     end)
 
     it("rejects a config with invalid Lua, at config.access[1]", function()
-      pending("needs POST /config (the Admin API, issue #5)")
       local res = assert(admin_client:send {
         method = "POST",
         path = "/config",
