@@ -20,10 +20,14 @@ local sort = table.sort
 local BUNDLED = {
   "pre-function",
   "post-function",
+  "openwhisk",
+  "openfaas",
+  "azure-functions",
 }
 
 
 local _M = {
+  BUNDLED_NAMES = BUNDLED,
   loaded = {},     -- name -> { name, handler, schema, priority, version }
   ordered = {},    -- the same, by PRIORITY desc, Kong's tie-break
   enabled = {},    -- name -> true for names listed in `plugins`
