@@ -164,6 +164,7 @@ plugins = bundled
 log_level = ${BENCH_SLUICE_LOG_LEVEL:-notice}
 # like the nginx row (access_log off): both compared without access logging
 proxy_access_log = off
+database = off
 declarative_config = $WORK/kong.yml
 EOF
     SLUICE_PREFIX=$sdir

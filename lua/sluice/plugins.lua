@@ -20,6 +20,7 @@ local sort = table.sort
 local BUNDLED = {
   "pre-function",
   "post-function",
+  "aws-lambda",
   "openwhisk",
   "openfaas",
   "azure-functions",
