@@ -357,7 +357,8 @@ static int cmd_signal(const cli_t *cli, const char *cmd)
         sl_decl_t *decl = NULL;
         if (conf != NULL)
             absolutize(&conf->declarative_config);
-        if (conf == NULL || sl_master_load_decl(conf, &L, &decl, err, sizeof(err)) != SL_OK) {
+        if (conf == NULL || sl_master_check_tls(conf, err, sizeof(err)) != SL_OK ||
+            sl_master_load_decl(conf, &L, &decl, err, sizeof(err)) != SL_OK) {
             fprintf(stderr, "Error: %s\nThe running configuration was kept.\n", err);
             if (conf)
                 sl_conf_destroy(conf);

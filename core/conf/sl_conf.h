@@ -106,7 +106,17 @@ typedef struct sl_conf_s {
     char *dns_resolver, *dns_hostsfile; /* "", "/etc/hosts" */
     char *untrusted_lua;                /* off | sandbox (default) | on */
     char *untrusted_lua_sandbox_requires, *untrusted_lua_sandbox_environment;
+    /* TLS listeners (net/sl_listener.h). Cert and key: "" or comma lists of PEM paths,
+     * relative ones to the cwd at start; "" = the generated default under <prefix>/ssl/. */
     char *ssl_cert, *ssl_cert_key;
+    char *admin_ssl_cert, *admin_ssl_cert_key;
+    char *ssl_cipher_suite;            /* modern | intermediate (default) | old | custom | fips */
+    char *ssl_ciphers;                 /* OpenSSL cipher string, used with custom */
+    char *ssl_protocols;               /* "TLSv1.2 TLSv1.3", used with custom */
+    int ssl_prefer_server_ciphers;     /* on */
+    int ssl_session_tickets;           /* on */
+    int64_t ssl_session_timeout_ms;    /* 1d */
+    int64_t ssl_session_cache_size;    /* 10m (bytes; about 4000 sessions per megabyte) */
     char *node_id; /* "" or a UUID */
     /* Every property (defaults, file, environment; aliases too, with their property's
      * value) as final strings, sorted by name. Owned by the sl_conf_t. */

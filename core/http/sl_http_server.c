@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "base/sl_log.h"
 #include "lua/sl_lua_runtime.h"
+#include "process/sl_stats.h"
 #include <lauxlib.h>
 #include "http/sl_server.h"
 
@@ -583,6 +586,11 @@ static void rebase(sl_str_t *s, const char *from, const char *to)
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_conn_t *c = arg;
+    if (c->tls != NULL && !c->tls_done) {
+        sl_log_info("client timed out during the SSL handshake, client: %s", c->peer_ip);
+        sl_conn_close(c);
+        return;
+    }
     if (c->state == SL_CONN_HEAD && c->head_started && c->req != NULL) {
         sl_log_info("client timed out while reading the request head, client: %s", c->peer_ip);
         sl_req_send_error(c->req, 408, NULL, 0, 1);
@@ -627,11 +635,46 @@ void sl_server_close_idle(sl_worker_t *w)
     }
 }
 
+const char *sl_conn_sni(const sl_conn_t *c)
+{
+    return c->tls ? SSL_get_servername(c->tls, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
+void sl_server_tls_hook(SSL *ssl, const char *sni, void *arg)
+{
+    sl_conn_t *c = SSL_get_app_data(ssl);
+    if (c == NULL || c->tls_cert_phase)
+        return;
+    c->tls_cert_phase = 1;
+    if (c->w->lua_active)
+        sl_lua_certificate(c);
+}
+
+void sl_server_publish_stats(sl_worker_t *w)
+{
+    uint64_t reading = 0, writing = 0, waiting = 0;
+    sl_conn_t *c;
+    TAILQ_FOREACH(c, &w->conns, link)
+    {
+        if (c->state != SL_CONN_HEAD)
+            writing++;
+        else if (c->head_started)
+            reading++;
+        else
+            waiting++; /* kept alive, between requests */
+    }
+    sl_stats_set(SL_STAT_ACTIVE, (uint64_t)w->nconns);
+    sl_stats_set(SL_STAT_READING, reading);
+    sl_stats_set(SL_STAT_WRITING, writing);
+    sl_stats_set(SL_STAT_WAITING, waiting);
+}
+
 void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                          int socklen, void *arg)
 {
     sl_listener_t *ls = arg;
     sl_worker_t *w = ls->w;
+    sl_stats_add(SL_STAT_ACCEPTED, 1);
     sl_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         abort();
@@ -653,7 +696,26 @@ void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     c->trusted = sl_cidr_match_text(w->trusted, w->ntrusted, c->peer_ip, strlen(c->peer_ip));
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (ls->ssl) {
+        /* the handshake runs inside the bufferevent; client_header_timeout bounds it */
+        c->tls = SSL_new(ls->ssl_ctx);
+        if (c->tls == NULL) {
+            sl_log_error("SSL_new() failed, client: %s", c->peer_ip);
+            ERR_clear_error();
+            close(fd);
+            free(c);
+            return;
+        }
+        SSL_set_app_data(c->tls, c);
+        c->bev = bufferevent_openssl_socket_new(w->base, fd, c->tls, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL)
+            SSL_free(c->tls);
+        else
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (c->bev == NULL) {
         close(fd);
         free(c);
@@ -662,6 +724,7 @@ void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     c->timer = evtimer_new(w->base, conn_timer_cb, c);
     TAILQ_INSERT_TAIL(&w->conns, c, link);
     w->nconns++;
+    sl_stats_add(SL_STAT_HANDLED, 1);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, w->read_hwm);
     bufferevent_setwatermark(c->bev, EV_WRITE, SL_CLIENT_OUT_LOW, 0);
@@ -693,6 +756,7 @@ static void req_finalize(sl_conn_t *c)
     sl_req_t *r = c->req;
     sl_worker_t *w = c->w;
     w->total_requests++;
+    sl_stats_add(SL_STAT_REQUESTS, 1);
     c->requests++;
     if (r->lua_flags & SL_LUA_LOG)
         sl_lua_log(r);
@@ -823,6 +887,9 @@ static void route_request(sl_req_t *r)
         .sni = SL_NULL_STR,
         .protocol = c->ssl ? SL_PROTO_HTTPS : SL_PROTO_HTTP,
     };
+    const char *sni = sl_conn_sni(c);
+    if (sni != NULL)
+        rq.sni = (sl_str_t){sni, strlen(sni)};
     size_t scratch = r->h.path.len * 3 + 16;
     if (r->norm_cap < scratch) {
         free(r->norm);
@@ -1078,6 +1145,22 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     sl_conn_t *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->tls_done = 1; /* the TLS handshake completed */
+        return;
+    }
+    if (c->tls != NULL && !c->tls_done && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+        /* as nginx: a failed handshake is the client's business, logged at info */
+        unsigned long e = bufferevent_get_openssl_error(bev);
+        char buf[256] = "the client closed the connection";
+        if (e != 0)
+            ERR_error_string_n(e, buf, sizeof(buf));
+        else if (what & BEV_EVENT_ERROR)
+            snprintf(buf, sizeof(buf), "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        sl_log_info("SSL handshake failed: %s, client: %s", buf, c->peer_ip);
+        sl_conn_close(c);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if ((what & BEV_EVENT_READING) && c->req && !c->req->response_started) {
             sl_log_info("client timed out while reading the request body, client: %s",

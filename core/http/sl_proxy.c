@@ -2,6 +2,12 @@
  * sl_proxy.c: one proxied request: the upstream request head, streaming the request body up,
  * the response head back (with Kong's headers), streaming the response body down with
  * backpressure, retries, timeouts and the 502/503/504 answers.
+ *
+ * Buffered proxying (Kong's `response` phase, kong.service.request.enable_buffering): the
+ * whole upstream response is read first (P_BUFFER, at most SL_BUFFERED_BODY_MAX bytes of
+ * body, else 502), the upstream connection goes back to the pool, the plugins' response
+ * handlers run (P_RESPONSE, a coroutine that may yield), then header_filter, body_filter
+ * once with the whole body, and one write with a Content-Length.
  */
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -15,8 +21,10 @@
 
 #define REPLAY_MAX (64 * 1024)
 #define RESP_MAX_HEADERS 128
+/* the largest upstream body buffered proxying holds in memory (larger: 502) */
+#define SL_BUFFERED_BODY_MAX ((size_t)64 * 1024 * 1024)
 
-enum { P_CONNECTING = 0, P_HEAD, P_BODY, P_DONE, P_TUNNEL };
+enum { P_CONNECTING = 0, P_HEAD, P_BODY, P_DONE, P_TUNNEL, P_BUFFER, P_RESPONSE };
 
 struct sl_proxy_s {
     sl_req_t *r;
@@ -48,9 +56,15 @@ struct sl_proxy_s {
     sl_http_chunked_t rchunk;
     uint64_t t_first_try_us;
     uint64_t t_connected_us;
+    int buffering;              /* buffered proxying: no byte goes out before the response phase */
+    int up_status;              /* the upstream's status (buffered) */
+    sl_hdr_list_t bhdrs;        /* the upstream's headers, copied (buffered; owned) */
+    struct evbuffer *bbody;     /* the upstream's body (buffered; owned) */
 };
 
 static void up_read_cb(struct bufferevent *bev, void *arg);
+static int buffer_head(sl_proxy_t *p, size_t head_len);
+static int pump_buffer(sl_proxy_t *p);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void try_connect(sl_proxy_t *p);
@@ -318,6 +332,11 @@ void sl_proxy_free(sl_proxy_t *p)
         sl_upstream_discard(p->uc);
     if (p->replay)
         evbuffer_free(p->replay);
+    if (p->bbody) {
+        evbuffer_free(p->bbody);
+        p->bbody = NULL;
+    }
+    sl_hdr_list_dispose(&p->bhdrs);
     if (p->r)
         p->r->proxy = NULL;
     sl_worker_t *w = p->w;
@@ -541,6 +560,8 @@ void sl_proxy_start(sl_req_t *r)
     p->w = w;
     r->proxy = p;
     p->tries_left = r->up_retries >= 0 ? r->up_retries : r->service->retries;
+    /* Kong never buffers upgrade (WebSocket) requests */
+    p->buffering = (r->lua_flags & SL_LUA_BUFFER) && !r->info.upgrade;
     p->replayable = 1;
     sl_str_t m = r->h.method;
     p->idempotent = !(sl_str_eq(m, SL_STR("POST")) || sl_str_eq(m, SL_STR("PATCH")) ||
@@ -991,6 +1012,272 @@ static void start_tunnel(sl_proxy_t *p)
     bufferevent_enable(p->uc->bev, EV_READ | EV_WRITE);
 }
 
+/* ---- buffered proxying (the response phase) ---- */
+
+/* The whole body is here: the upstream connection goes back, the response phase runs. */
+static void buffered_complete(sl_proxy_t *p, int reusable)
+{
+    sl_req_t *r = p->r;
+    sl_conn_t *c = r->c;
+    p->state = P_RESPONSE;
+    sl_upconn_t *uc = p->uc;
+    p->uc = NULL;
+    if (uc)
+        bufferevent_setcb(uc->bev, NULL, NULL, NULL, NULL);
+    sl_upstream_release(p->w, uc, reusable && r->body_done && p->ri.keepalive);
+    if (!r->body_done)
+        r->keepalive = 0;
+    if (c->state == SL_CONN_ACTIVE && !(bufferevent_get_enabled(c->bev) & EV_READ))
+        bufferevent_enable(c->bev, EV_READ);
+
+    /* the head the plugins see and edit: the upstream's, then the edits made in access */
+    size_t len = evbuffer_get_length(p->bbody);
+    int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+    sl_hdr_list_t *hl = &r->resp_headers;
+    sl_hdr_list_clear(hl);
+    for (size_t i = 0; i < p->bhdrs.n; i++) {
+        sl_hdr_t *h = &p->bhdrs.items[i];
+        sl_hdr_list_add(hl, (sl_str_t){h->name, h->name_len}, (sl_str_t){h->value, h->value_len});
+    }
+    if (!p->ri.no_body && !is_head) {
+        char buf[24];
+        int n = snprintf(buf, sizeof(buf), "%zu", len);
+        sl_hdr_list_set(hl, SL_STR("Content-Length"), (sl_str_t){buf, (size_t)n});
+    }
+    r->resp_headers_ready = 1;
+    sl_req_apply_resp_pre(r);
+    const char *body = len ? (const char *)evbuffer_pullup(p->bbody, -1) : "";
+    /* the request (and p) may be gone when this returns */
+    sl_lua_run_response(r, body, len, &p->bhdrs);
+}
+
+/* The buffered body would pass the bound: 502, logged. */
+static int buffer_too_big(sl_proxy_t *p)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg),
+             "upstream response body is larger than the %zu bytes buffered proxying holds",
+             SL_BUFFERED_BODY_MAX);
+    proxy_fail(p, 502, msg, 0, NULL);
+    return 0;
+}
+
+/* Moves upstream body bytes into p->bbody until the end. Returns 1 while the proxy is still
+ * working, 0 once it is gone (the response phase started, or it failed). */
+static int pump_buffer(sl_proxy_t *p)
+{
+    struct evbuffer *in = bufferevent_get_input(p->uc->bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        size_t have = evbuffer_get_length(p->bbody);
+        if (avail == 0) {
+            if (!p->up_eof)
+                return 1;
+            if (p->ri.close_delimited && !p->up_error) {
+                buffered_complete(p, 0);
+                return 0;
+            }
+            proxy_fail(p, 502, "upstream prematurely closed connection while reading upstream",
+                       0, NULL);
+            return 0;
+        }
+        if (p->ri.chunked) {
+            size_t want = avail < 16384 ? avail : 16384;
+            const char *d = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+            size_t consumed = 0, off = 0, plen = 0;
+            int rc = sl_http_chunked_parse(&p->rchunk, d, want, &consumed, &off, &plen);
+            if (rc == SL_ERROR) {
+                proxy_fail(p, 502, "upstream sent invalid chunked response", 0, NULL);
+                return 0;
+            }
+            if (plen > 0) {
+                if (have + plen > SL_BUFFERED_BODY_MAX)
+                    return buffer_too_big(p);
+                evbuffer_add(p->bbody, d + off, plen);
+            }
+            evbuffer_drain(in, consumed);
+            if (rc == SL_DONE) {
+                buffered_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+                return 0;
+            }
+            if (consumed == 0) {
+                if (want == avail && !p->up_eof)
+                    return 1;
+                proxy_fail(p, 502, "upstream sent invalid chunked response", 0, NULL);
+                return 0;
+            }
+            continue;
+        }
+        size_t n = avail;
+        if (!p->ri.close_delimited && (uint64_t)p->remaining < n)
+            n = (size_t)p->remaining;
+        if (have + n > SL_BUFFERED_BODY_MAX)
+            return buffer_too_big(p);
+        evbuffer_remove_buffer(in, p->bbody, n);
+        if (!p->ri.close_delimited) {
+            p->remaining -= (int64_t)n;
+            if (p->remaining == 0) {
+                buffered_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+                return 0;
+            }
+        }
+    }
+}
+
+/* The upstream head of a buffered response (head_len bytes at the start of the input):
+ * copied, since the views point into the input that buffering drains. Returns like
+ * upstream_input. */
+static int buffer_head(sl_proxy_t *p, size_t head_len)
+{
+    sl_req_t *r = p->r;
+    struct evbuffer *in = bufferevent_get_input(p->uc->bev);
+    r->from_upstream = 1;
+    r->upstream_latency_ms = (sl_now_us() - p->t_connected_us) / 1000;
+    r->status = p->up_status = p->rh.status;
+    if (!r->body_done)
+        r->keepalive = 0; /* the upstream answered before the whole body arrived */
+    if (!p->ri.chunked && !p->ri.close_delimited && p->ri.content_length > 0 &&
+        (uint64_t)p->ri.content_length > SL_BUFFERED_BODY_MAX)
+        return buffer_too_big(p);
+    const sl_str_t *conn = NULL;
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        if (sl_str_case_eq(p->rh.headers[i].name, SL_STR("connection")))
+            conn = &p->rh.headers[i].value;
+    }
+    sl_hdr_list_clear(&p->bhdrs);
+    for (size_t i = 0; i < p->rh.num_headers; i++) {
+        sl_header_t *h = &p->rh.headers[i];
+        if (skip_resp_header(p, h->name) || in_connection_tokens(conn, h->name))
+            continue;
+        sl_hdr_list_add(&p->bhdrs, h->name, h->value);
+    }
+    if (p->bbody == NULL)
+        p->bbody = evbuffer_new();
+    evbuffer_drain(in, head_len);
+    p->state = P_BUFFER;
+    if (p->ri.chunked)
+        sl_http_chunked_init(&p->rchunk, 64 * 1024);
+    p->remaining = p->ri.content_length;
+    if (p->ri.no_body || (!p->ri.chunked && !p->ri.close_delimited && p->remaining <= 0)) {
+        buffered_complete(p, evbuffer_get_length(in) == 0 && !p->up_eof);
+        return 0;
+    }
+    return pump_buffer(p);
+}
+
+static void add_u64(sl_hdr_list_t *hl, sl_str_t name, uint64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    sl_hdr_list_add(hl, name, (sl_str_t){buf, (size_t)n});
+}
+
+void sl_proxy_buffered_done(sl_req_t *r, int failed)
+{
+    sl_proxy_t *p = r->proxy;
+    if (p == NULL || r->response_started)
+        return;
+    if (failed) {
+        /* Kong: an error in the response phase ends in its 500 error page */
+        sl_proxy_free(p);
+        sl_req_send_error(r, 500, NULL, 1, 0);
+        return;
+    }
+    sl_conn_t *c = r->c;
+    unsigned hdrs = p->w->conf->headers;
+    int exited = (r->lua_flags & SL_LUA_EXIT) != 0;
+    const char *body;
+    size_t len;
+    if (exited) {
+        body = r->exit_body;
+        len = r->exit_body_len;
+    } else {
+        len = evbuffer_get_length(p->bbody);
+        body = len ? (const char *)evbuffer_pullup(p->bbody, -1) : NULL;
+    }
+
+    /* what Kong's header_filter adds before the plugins' */
+    sl_hdr_list_t *hl = &r->resp_headers;
+    char buf[512];
+    if (sl_hdr_list_find(hl, SL_STR("date")) == NULL) {
+        const char *d = sl_http_date();
+        sl_hdr_list_add(hl, SL_STR("Date"), (sl_str_t){d, strlen(d)});
+    }
+    if ((hdrs & SL_HDR_SERVER) && sl_hdr_list_find(hl, SL_STR("server")) == NULL)
+        sl_hdr_list_add(hl, SL_STR("Server"), SL_STR("sluice/" SLUICE_VERSION));
+    if (hdrs & SL_HDR_VIA) {
+        const sl_hdr_t *via = sl_hdr_list_find(hl, SL_STR("via"));
+        int n = via ? snprintf(buf, sizeof(buf), "%.*s, 1.1 sluice/%s",
+                               (int)(via->value_len < 300 ? via->value_len : 300), via->value,
+                               SLUICE_VERSION)
+                    : snprintf(buf, sizeof(buf), "1.1 sluice/%s", SLUICE_VERSION);
+        sl_hdr_list_set(hl, SL_STR("Via"), (sl_str_t){buf, (size_t)n});
+    }
+    if (hdrs & SL_HDR_UPSTREAM_LATENCY)
+        add_u64(hl, SL_STR("X-Kong-Upstream-Latency"), r->upstream_latency_ms);
+    if (hdrs & SL_HDR_PROXY_LATENCY)
+        add_u64(hl, SL_STR("X-Kong-Proxy-Latency"), r->proxy_latency_ms);
+    if (hdrs & SL_HDR_UPSTREAM_STATUS)
+        add_u64(hl, SL_STR("X-Kong-Upstream-Status"), (uint64_t)p->up_status);
+    if (hdrs & SL_HDR_REQUEST_ID)
+        sl_hdr_list_add(hl, SL_STR("X-Kong-Request-Id"), (sl_str_t){r->id, 32});
+
+    if (r->lua_flags & SL_LUA_HEADER_FILTER)
+        sl_lua_header_filter(r);
+    struct evbuffer *filtered = NULL;
+    if (r->lua_flags & SL_LUA_BODY_FILTER) {
+        /* once, with the whole body and eof */
+        filtered = evbuffer_new();
+        sl_lua_body_filter(r, body, len, 1, filtered);
+        len = evbuffer_get_length(filtered);
+        body = len ? (const char *)evbuffer_pullup(filtered, -1) : NULL;
+    }
+
+    /* framing: one write with a Content-Length, no body where HTTP has none */
+    int is_head = sl_str_eq(r->h.method, SL_STR("HEAD"));
+    int no_body = r->status < 200 || r->status == 204 || r->status == 304;
+    sl_hdr_list_remove(hl, SL_STR("Transfer-Encoding"));
+    if (no_body) {
+        if (r->status != 304)
+            sl_hdr_list_remove(hl, SL_STR("Content-Length"));
+    } else if (!is_head || exited) {
+        char cl[24];
+        int n = snprintf(cl, sizeof(cl), "%zu", len);
+        sl_hdr_list_set(hl, SL_STR("Content-Length"), (sl_str_t){cl, (size_t)n});
+    } /* else HEAD: the upstream's Content-Length describes the GET body; kept */
+
+    sl_hbuf_t hb;
+    hb.eb = bufferevent_get_output(c->bev);
+    hb.len = 0;
+    int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n", r->status,
+                     sl_status_reason(r->status));
+    sl_hbuf_add(&hb, buf, (size_t)n);
+    for (size_t i = 0; i < hl->n; i++) {
+        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
+                           SL_STR("connection")))
+            continue;
+        sl_hbuf_add(&hb, hl->items[i].name, hl->items[i].name_len);
+        SL_HB_LIT(&hb, ": ");
+        sl_hbuf_add(&hb, hl->items[i].value, hl->items[i].value_len);
+        SL_HB_LIT(&hb, "\r\n");
+    }
+    if (r->keepalive)
+        SL_HB_LIT(&hb, "Connection: keep-alive\r\n\r\n");
+    else
+        SL_HB_LIT(&hb, "Connection: close\r\n\r\n");
+    sl_hbuf_flush(&hb);
+    if (!is_head && !no_body && len > 0) {
+        evbuffer_add(hb.eb, body, len);
+        r->bytes_sent += len;
+    }
+    bufferevent_enable(c->bev, EV_WRITE);
+    r->response_started = 1;
+    if (filtered)
+        evbuffer_free(filtered);
+    sl_proxy_free(p);
+    sl_req_response_done(r);
+}
+
 /* Handles what the upstream sent: the head, then body bytes. Returns 1 while the proxy is
  * still working, 0 once it is gone. */
 static int upstream_input(sl_proxy_t *p)
@@ -1001,6 +1288,8 @@ static int upstream_input(sl_proxy_t *p)
         evbuffer_add_buffer(bufferevent_get_output(r->c->bev), in);
         return 1;
     }
+    if (p->state == P_BUFFER)
+        return pump_buffer(p);
     while (p->state == P_HEAD) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
@@ -1034,6 +1323,8 @@ static int upstream_input(sl_proxy_t *p)
             proxy_fail(p, 502, "upstream switched protocols without an upgrade request", 0, NULL);
             return 0;
         }
+        if (p->buffering && p->rh.status != 101)
+            return buffer_head(p, (size_t)rc);
         /* the views point into the pulled-up input: emit the head before draining */
         send_response_head(p);
         evbuffer_drain(in, (size_t)rc);
@@ -1098,6 +1389,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
                            ? "upstream timed out while sending request to upstream"
                            : "upstream timed out while reading response header from upstream",
                        p->idempotent, NULL);
+        } else if (p->state == P_BUFFER) {
+            /* nothing was sent yet: the client gets an answer, as Kong's truncated capture */
+            proxy_fail(p, 502, "upstream timed out while reading upstream (buffered)", 0, NULL);
         } else {
             abort_to_client(p, "upstream timed out while reading upstream");
         }
@@ -1112,6 +1406,10 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (p->state == P_BODY) {
         pump_response(p);
+        return;
+    }
+    if (p->state == P_BUFFER) {
+        pump_buffer(p);
         return;
     }
     proxy_fail(p, 502,

@@ -69,6 +69,7 @@ typedef struct {
     int admin;
     unsigned port;
     struct evconnlistener *ev;
+    SSL_CTX *ssl_ctx;      /* ssl listeners: borrowed from sl_listener_tls_current() */
 } sl_listener_t;
 
 struct sl_worker_s {
@@ -125,6 +126,9 @@ struct sl_conn_s {
     int admin;             /* accepted on admin_listen */
     int trusted;           /* the peer is in trusted_ips */
     TAILQ_ENTRY(sl_conn_s) link;
+    SSL *tls;              /* ssl listeners: owned by bev; NULL on plain connections */
+    int tls_done;          /* the handshake completed */
+    int tls_cert_phase;    /* the certificate phase ran for this connection */
 };
 
 enum { SL_BODY_NONE = 0, SL_BODY_LENGTH, SL_BODY_CHUNKED };
@@ -203,6 +207,11 @@ void sl_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
                          int socklen, void *arg);
 void sl_conn_close(sl_conn_t *c);
 void sl_server_close_idle(sl_worker_t *w);
+/* The per-handshake hook of TLS listeners (sl_listener_tls_hook_cb): runs the plugins'
+ * certificate phase for the connection the SSL belongs to, once per connection. */
+void sl_server_tls_hook(SSL *ssl, const char *sni, void *arg);
+/* The SNI the client sent on c, or NULL (plain connections, no SNI). */
+const char *sl_conn_sni(const sl_conn_t *c);
 /* The request's response is entirely in the client's output buffer (or failed). */
 void sl_req_response_done(sl_req_t *r);
 /* Reads request body bytes from the client input into dst (NULL: discard), re-encoding as
@@ -280,6 +289,10 @@ void sl_proxy_client_readable(sl_req_t *r);  /* more request body arrived */
 void sl_proxy_client_drained(sl_req_t *r);   /* client output fell under the low mark */
 void sl_proxy_free(sl_proxy_t *p);
 void sl_proxy_cache_clear(sl_worker_t *w);
+/* The response phase of a buffered response ended (failed: a plugin raised): sends what the
+ * plugins left (or kong.response.exit's answer, or 500), through header_filter/body_filter.
+ * Called by sl_lua_runtime.c; the proxy and maybe the request are gone afterwards. */
+void sl_proxy_buffered_done(sl_req_t *r, int failed);
 void sl_req_cache_clear(sl_worker_t *w);
 
 /* sl_upstream.c */
@@ -297,5 +310,8 @@ int sl_upstream_ssl_init(sl_worker_t *w, char *err, size_t errlen);
 #define SL_CLIENT_OUT_LOW (64 * 1024)
 #define SL_UPSTREAM_IN_HIGH (256 * 1024)
 #define SL_UPSTREAM_HEAD_MAX (64 * 1024)
+
+/* Publishes this worker's connection states to its sl_stats slot. */
+void sl_server_publish_stats(sl_worker_t *w);
 
 #endif

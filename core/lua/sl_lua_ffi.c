@@ -1,4 +1,5 @@
 #include "lua/sl_lua_ffi.h"
+#include "process/sl_stats.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,15 @@ int sl_ffi_req_id(const char **p, size_t *len)
     return out_str((sl_str_t){r->id, 32}, p, len);
 }
 
+int sl_ffi_req_sni(const char **p, size_t *len)
+{
+    REQ_OR(SL_DECLINED);
+    const char *sni = r->c != NULL ? sl_conn_sni(r->c) : NULL;
+    if (sni == NULL)
+        return SL_DECLINED;
+    return out_str((sl_str_t){sni, strlen(sni)}, p, len);
+}
+
 int sl_ffi_req_scheme_is_https(void)
 {
     REQ_OR(0);
@@ -170,6 +180,17 @@ unsigned long sl_ffi_req_generation(void)
         return r->decl->generation;
     sl_worker_t *w = sl_lua_worker();
     return w != NULL && w->decl != NULL ? w->decl->generation : 0;
+}
+
+void sl_ffi_server_stats(uint64_t out[7])
+{
+    sl_worker_t *w = sl_lua_worker();
+    if (w != NULL)
+        sl_server_publish_stats(w);
+    uint64_t sum[SL_STAT_COUNT];
+    sl_stats_sum(sum);
+    for (int i = 0; i < 7 && i < SL_STAT_COUNT; i++)
+        out[i] = sum[i];
 }
 
 int sl_ffi_req_capture_count(void)

@@ -152,6 +152,7 @@ sl_worker_t *sl_lua_worker(void) { return the_worker; }
  * callable where yielding is allowed (rewrite/access): elsewhere it raises, as OpenResty. */
 static void sleep_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void resume_access(sl_req_t *r, int nargs);
+static void response_ended(sl_req_t *r, lua_State *co, int rc);
 
 /* ---- ngx.timer.at / every ---- */
 
@@ -608,6 +609,10 @@ static void resume_access(sl_req_t *r, int nargs)
         lua_settop(co, 0);
         return; /* a timer or an event resumes it */
     }
+    if (r->lua_flags & SL_LUA_IN_RESPONSE) {
+        response_ended(r, co, rc);
+        return;
+    }
     if (rc != 0) {
         const char *msg = lua_tostring(co, -1);
         sl_log_error("runtime error in the access phase: %s", msg ? msg : "?");
@@ -771,4 +776,127 @@ void sl_lua_request_done(sl_req_t *r)
     lua_pushnumber(L, (lua_Number)r->serial);
     call_phase(r, FN_DONE, 1, 0);
     r->lua_flags = 0;
+}
+
+/* ---- the certificate phase ----
+ * Looked up on first use (sluice.runtime.certificate) rather than in the fn_refs table.
+ * The FFI accessors act on a stand-in request bound to the connection: kong.client.* see
+ * the peer; the phase checks keep kong.request.* and kong.response.* out. */
+static int cert_fn_ref = LUA_NOREF;
+
+void sl_lua_certificate(sl_conn_t *c)
+{
+    sl_worker_t *w = c->w;
+    lua_State *L = w->L;
+    if (L == NULL)
+        return;
+    int top = lua_gettop(L);
+    if (cert_fn_ref == LUA_NOREF) {
+        lua_getglobal(L, "require");
+        lua_pushliteral(L, "sluice.runtime");
+        char err[512];
+        if (sl_lua_pcall(L, 1, 1, err, sizeof(err)) != SL_OK) {
+            sl_log_error("runtime error in the certificate phase: %s", err);
+            lua_settop(L, top);
+            return;
+        }
+        lua_getfield(L, -1, "certificate");
+        if (!lua_isfunction(L, -1)) {
+            lua_settop(L, top);
+            cert_fn_ref = LUA_REFNIL;
+            return;
+        }
+        cert_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_settop(L, top);
+    }
+    if (cert_fn_ref == LUA_REFNIL)
+        return;
+    sl_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        abort();
+    r->c = c;
+    r->head_len = 1; /* "in a request" for the FFI; no head is ever read in this phase */
+    r->serial = ++w->next_serial;
+    r->lua_co_ref = LUA_NOREF;
+    r->decl = w->decl;
+    r->lua_flags = SL_LUA_USED;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, cert_fn_ref);
+    lua_pushnumber(L, (lua_Number)r->serial);
+    char err[2048];
+    sl_req_t *saved = current;
+    current = r;
+    watch_enter();
+    int rc = sl_lua_pcall(L, 1, 0, err, sizeof(err));
+    watch_leave();
+    current = saved;
+    if (rc != SL_OK)
+        sl_log_error("runtime error in the certificate phase: %s", err);
+    lua_settop(L, top);
+    free(r);
+}
+
+
+/* ---- the response phase (buffered proxying) ---- */
+
+static int response_fn_ref = LUA_NOREF; /* sluice.runtime.response */
+
+/* The response coroutine ended (rc: lua_resume's result): sluice.runtime.response returns
+ * 0, or 1 when a plugin's handler raised. */
+static void response_ended(sl_req_t *r, lua_State *co, int rc)
+{
+    int failed = 1;
+    if (rc != 0) {
+        const char *msg = lua_tostring(co, -1);
+        sl_log_error("runtime error in the response phase: %s", msg ? msg : "?");
+    } else {
+        failed = lua_tointeger(co, 1) != 0;
+    }
+    lua_settop(co, 0);
+    end_coroutine(r);
+    r->lua_flags &= ~SL_LUA_IN_RESPONSE;
+    sl_proxy_buffered_done(r, failed);
+}
+
+void sl_lua_run_response(sl_req_t *r, const char *body, size_t len,
+                         const sl_hdr_list_t *up_headers)
+{
+    sl_worker_t *w = r->c->w;
+    lua_State *L = w->L;
+    if (response_fn_ref == LUA_NOREF) {
+        char err[512];
+        lua_getglobal(L, "require");
+        lua_pushstring(L, "sluice.runtime");
+        if (sl_lua_pcall(L, 1, 1, err, sizeof(err)) != SL_OK) {
+            sl_log_error("runtime error in the response phase: %s", err);
+            sl_proxy_buffered_done(r, 1);
+            return;
+        }
+        lua_getfield(L, -1, "response");
+        lua_remove(L, -2);
+        if (!lua_isfunction(L, -1)) {
+            lua_pop(L, 1);
+            sl_log_error("sluice.runtime.response is not a function");
+            sl_proxy_buffered_done(r, 1);
+            return;
+        }
+        response_fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    /* the request keeps its serial: ngx.ctx from access carries over */
+    r->lua_flags |= SL_LUA_USED | SL_LUA_RUNNING | SL_LUA_IN_RESPONSE;
+    lua_State *co = lua_newthread(L);
+    r->lua_co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    r->lua_co = co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, response_fn_ref);
+    lua_pushinteger(co, r->status);
+    lua_pushlstring(co, body ? body : "", len);
+    /* the upstream's headers as { name1, value1, name2, value2, ... } */
+    lua_createtable(co, (int)(up_headers->n * 2), 0);
+    for (size_t i = 0; i < up_headers->n; i++) {
+        const sl_hdr_t *h = &up_headers->items[i];
+        lua_pushlstring(co, h->name, h->name_len);
+        lua_rawseti(co, -2, (int)(2 * i + 1));
+        lua_pushlstring(co, h->value, h->value_len);
+        lua_rawseti(co, -2, (int)(2 * i + 2));
+    }
+    resume_access(r, 3);
 }

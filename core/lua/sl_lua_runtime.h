@@ -21,6 +21,10 @@
 #define SL_LUA_LOG 0x8
 #define SL_LUA_EXIT 0x10         /* the response is the one Lua produced (r->exit_*) */
 #define SL_LUA_RUNNING 0x20      /* the access coroutine is alive */
+#define SL_LUA_BUFFER 0x100      /* buffered proxying: read the whole upstream response, then
+                                  * run the response phase (kong.service.request.enable_buffering
+                                  * or a collected plugin with a `response` handler) */
+#define SL_LUA_IN_RESPONSE 0x200 /* the running coroutine is the response phase's */
 
 int sl_lua_worker_init(sl_worker_t *w, char *err, size_t errlen);
 
@@ -69,5 +73,18 @@ void sl_lua_wait_resume(sl_lua_wait_t *wt, int nresults);
 
 /* In sl_http_server.c: continue after access (proxy, 503, or the response Lua made). */
 void sl_req_access_done(sl_req_t *r);
+
+/* Runs the response phase of a buffered response in a coroutine like access (it may yield):
+ * status, body and the upstream's headers (up_headers, copied) are handed to
+ * sluice.runtime.response; r->resp_headers is the head the plugins edit. Calls
+ * sl_proxy_buffered_done(r, failed) when it ends, at once or after yields. */
+void sl_lua_run_response(sl_req_t *r, const char *body, size_t len,
+                         const sl_hdr_list_t *up_headers);
+
+/* The certificate phase of a TLS handshake on c (SNI known, no request yet): the global
+ * plugins' certificate handlers run under pcall and may not yield, as Kong's
+ * ssl_certificate_by_lua; their ngx.ctx is their own, never the later requests'. Errors are
+ * logged and the handshake goes on. */
+void sl_lua_certificate(sl_conn_t *c);
 
 #endif

@@ -1,4 +1,5 @@
 #include "process/sl_master.h"
+#include "process/sl_stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -134,6 +135,16 @@ int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, cha
     if (store) {
         /* the store is the truth (declarative_config is not read, as in Kong): it must be
          * reachable and migrated; each worker loads the entities itself */
+        if ((conf->declarative_config && conf->declarative_config[0]) ||
+            (conf->declarative_config_string && conf->declarative_config_string[0])) {
+            /* easy to miss: say it where the operator looks */
+            const char *msg = "declarative_config is ignored with database = %s (set database "
+                              "= off to serve it, or load it with 'sluice config db_import')";
+            fprintf(stderr, "Warning: ");
+            fprintf(stderr, msg, conf->database);
+            fputc('\n', stderr);
+            sl_log_warn(msg, conf->database);
+        }
         lua_getglobal(L, "require");
         lua_pushliteral(L, "sluice.db");
         if (sl_lua_pcall(L, 1, 1, err, errlen) != SL_OK) {
@@ -200,12 +211,6 @@ static int open_list(listen_set_t *s, const sl_listen_list_t *l, const char *pro
             snprintf(err, errlen, "%s: too many listeners", prop);
             return SL_ERROR;
         }
-        if (l->items[i].ssl) {
-            snprintf(err, errlen,
-                     "%s: '%s:%u ssl': TLS listeners are not supported yet; remove the ssl flag",
-                     prop, l->items[i].host, l->items[i].port);
-            return SL_ERROR;
-        }
         int fd = sl_listener_open(&l->items[i], prop, err, errlen);
         if (fd < 0)
             return SL_ERROR;
@@ -233,6 +238,42 @@ static int open_listeners(const sl_conf_t *c, listen_set_t *s, char *err, size_t
         listen_set_close(s);
         return SL_ERROR;
     }
+    return SL_OK;
+}
+
+static int any_ssl(const sl_listen_list_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->items[i].ssl)
+            return 1;
+    }
+    return 0;
+}
+
+/* The server TLS contexts of c's ssl listeners (certificates loaded or generated), built
+ * before the fork so errors stop start/reload and the workers share ticket keys. */
+static int build_tls(const sl_conf_t *c, sl_listener_tls_t **proxy, sl_listener_tls_t **admin,
+                     char *err, size_t errlen)
+{
+    *proxy = NULL;
+    *admin = NULL;
+    if (any_ssl(&c->proxy_listen) && (*proxy = sl_listener_tls_create(c, 0, err, errlen)) == NULL)
+        return SL_ERROR;
+    if (any_ssl(&c->admin_listen) && (*admin = sl_listener_tls_create(c, 1, err, errlen)) == NULL) {
+        sl_listener_tls_destroy(*proxy);
+        *proxy = NULL;
+        return SL_ERROR;
+    }
+    return SL_OK;
+}
+
+int sl_master_check_tls(const sl_conf_t *c, char *err, size_t errlen)
+{
+    sl_listener_tls_t *proxy, *admin;
+    if (build_tls(c, &proxy, &admin, err, errlen) != SL_OK)
+        return SL_ERROR;
+    sl_listener_tls_destroy(proxy);
+    sl_listener_tls_destroy(admin);
     return SL_OK;
 }
 
@@ -378,6 +419,14 @@ static void reload(sl_master_t *m, listen_set_t *ls)
         sl_conf_destroy(conf);
         return;
     }
+    sl_listener_tls_t *tls_proxy, *tls_admin;
+    if (build_tls(conf, &tls_proxy, &tls_admin, err, sizeof(err)) != SL_OK) {
+        sl_log_error("reload failed, keeping the running configuration: %s", err);
+        sl_decl_destroy(decl, L);
+        lua_close(L);
+        sl_conf_destroy(conf);
+        return;
+    }
     listen_set_t fresh = {.n = 0};
     int new_listeners = !same_listeners(m->conf, conf);
     if (new_listeners) {
@@ -388,6 +437,8 @@ static void reload(sl_master_t *m, listen_set_t *ls)
             char err2[512];
             if (open_listeners(m->conf, ls, err2, sizeof(err2)) != SL_OK)
                 sl_log(SL_LOG_ALERT, "cannot reopen the old listeners: %s", err2);
+            sl_listener_tls_destroy(tls_proxy);
+            sl_listener_tls_destroy(tls_admin);
             sl_decl_destroy(decl, L);
             lua_close(L);
             sl_conf_destroy(conf);
@@ -395,6 +446,7 @@ static void reload(sl_master_t *m, listen_set_t *ls)
         }
         *ls = fresh;
     }
+    sl_listener_tls_install(tls_proxy, tls_admin);
     for (size_t i = 0; i < nslots; i++)
         slots[i].old = 1;
     signal_workers(SIGQUIT, 1);
@@ -446,8 +498,16 @@ static void reap(sl_master_t *m, listen_set_t *ls, int stopping)
 int sl_master_run(sl_master_t *m, char *err, size_t errlen)
 {
     listen_set_t ls = {.n = 0};
-    if (open_listeners(m->conf, &ls, err, errlen) != SL_OK)
+    if (sl_stats_init() != SL_OK)
+        sl_log_warn("cannot map the shared statistics page: GET /status counts stay 0");
+    sl_listener_tls_t *tls_proxy, *tls_admin;
+    if (build_tls(m->conf, &tls_proxy, &tls_admin, err, errlen) != SL_OK)
         return 1;
+    sl_listener_tls_install(tls_proxy, tls_admin);
+    if (open_listeners(m->conf, &ls, err, errlen) != SL_OK) {
+        sl_listener_tls_install(NULL, NULL);
+        return 1;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -525,6 +585,7 @@ int sl_master_run(sl_master_t *m, char *err, size_t errlen)
             break;
     }
     listen_set_close(&ls);
+    sl_listener_tls_install(NULL, NULL);
     remove_pid_file(m->prefix);
     sl_log_notice("exit");
     return 0;

@@ -36,4 +36,8 @@ int sl_master_load_plugins(lua_State *L, const sl_conf_t *conf, char *err, size_
 int sl_master_load_decl(sl_conf_t *conf, lua_State **Lout, sl_decl_t **dout, char *err,
                         size_t errlen);
 
+/* Builds (then drops) the TLS contexts the conf's ssl listeners need: SL_ERROR + err names
+ * the property and file of an unreadable or mismatched certificate/key. */
+int sl_master_check_tls(const sl_conf_t *c, char *err, size_t errlen);
+
 #endif

@@ -1,4 +1,5 @@
 #include "process/sl_worker.h"
+#include "process/sl_stats.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -16,6 +17,7 @@
 #include "http/sl_server.h"
 #include "lua/sl_lua_runtime.h"
 #include "lua/sl_lua_socket.h"
+#include "net/sl_listener.h"
 
 #define DRAIN_MAX_SECONDS 60
 
@@ -81,6 +83,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     sl_log_notice("exiting on signal %d", (int)sig);
     event_base_loopbreak(w->base);
 }
+
+static void stats_cb(evutil_socket_t fd, short what, void *arg) { sl_server_publish_stats(arg); }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
@@ -169,6 +173,16 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         ls->ssl = fds[i].ssl;
         ls->port = fds[i].port;
         ls->admin = fds[i].admin;
+        if (ls->ssl) {
+            sl_listener_tls_t *tls = sl_listener_tls_current(ls->admin);
+            if (tls == NULL) {
+                sl_log_error("no TLS context for the ssl listener on port %u", ls->port);
+                close(fds[i].fd);
+                continue;
+            }
+            sl_listener_tls_set_hook(tls, sl_server_tls_hook, w);
+            ls->ssl_ctx = sl_listener_tls_ctx(tls);
+        }
         ls->ev = evconnlistener_new(w->base, sl_server_accept_cb, ls, LEV_OPT_CLOSE_ON_FREE, -1,
                                     fds[i].fd);
         if (ls->ev == NULL) {
@@ -190,9 +204,15 @@ void sl_worker_main(int index, sl_conf_t *conf, sl_decl_t *decl, lua_State *L,
         sigs[i] = evsignal_new(w->base, signums[i], signal_cb, w);
         evsignal_add(sigs[i], NULL);
     }
+    /* GET /status: this worker's connection states, published every second */
+    sl_stats_bind(index);
+    struct event *stats_ev = event_new(w->base, -1, EV_PERSIST, stats_cb, w);
+    struct timeval second = {1, 0};
+    evtimer_add(stats_ev, &second);
     sl_log_debug("worker %d started", index);
 
     event_base_dispatch(w->base);
+    event_free(stats_ev);
 
     sl_access_log_flush(w);
     close_listeners(w);

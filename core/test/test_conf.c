@@ -139,10 +139,14 @@ static void test_defaults(void)
     SL_CHECK(strcmp(c->database, "embedded") == 0, "database %s", c->database);
     SL_CHECK(strcmp(c->declarative_config, "") == 0, "declarative_config empty");
     SL_CHECK(strcmp(c->plugins, "bundled") == 0, "plugins %s", c->plugins);
-    SL_CHECK(c->proxy_listen.n == 1 && strcmp(c->proxy_listen.items[0].host, "0.0.0.0") == 0 &&
+    /* Kong's default: plain 8000 and TLS 8443 */
+    SL_CHECK(c->proxy_listen.n == 2 && strcmp(c->proxy_listen.items[0].host, "0.0.0.0") == 0 &&
                  c->proxy_listen.items[0].port == 8000 && c->proxy_listen.items[0].reuseport &&
                  c->proxy_listen.items[0].backlog == 16384 && !c->proxy_listen.items[0].ssl,
              "proxy_listen default");
+    SL_CHECK(c->proxy_listen.n == 2 && c->proxy_listen.items[1].port == 8443 &&
+                 c->proxy_listen.items[1].ssl && c->proxy_listen.items[1].reuseport,
+             "proxy_listen default TLS");
     SL_CHECK(c->admin_listen.n == 1 && strcmp(c->admin_listen.items[0].host, "127.0.0.1") == 0 &&
                  c->admin_listen.items[0].port == 8001,
              "admin_listen default");
@@ -204,7 +208,7 @@ static void test_defaults(void)
         {"mem_cache_size", "128m"},
         {"router_flavor", "traditional_compatible"},
         {"headers", "server_tokens, latency_tokens, X-Kong-Request-Id"},
-        {"proxy_listen", "0.0.0.0:8000 reuseport backlog=16384"},
+        {"proxy_listen", "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"},
         {"status_listen", "off"},
         {"pg_port", "5432"},
         {"prefix", "/usr/local/sluice/"},

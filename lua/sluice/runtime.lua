@@ -32,6 +32,8 @@ local xpcall = xpcall
 local F_HEADER_FILTER = 0x2
 local F_BODY_FILTER = 0x4
 local F_LOG = 0x8
+local setmetatable = setmetatable
+local F_BUFFER = 0x100 -- SL_LUA_BUFFER: buffered proxying, response phase
 
 local EXIT = setmetatable({}, { __tostring = function() return "exit" end })
 
@@ -317,11 +319,24 @@ local function unexpected(p, phase, err)
 end
 
 
-local function flags_of(collected)
+-- Whether the client asked to switch protocols (never buffered, as Kong).
+local function is_upgrade()
+  local up = kong.request.get_header("upgrade")
+  local conn = kong.request.get_header("connection")
+  return up ~= nil and conn ~= nil and conn:lower():find("upgrade", 1, true)
+         ~= nil
+end
+
+
+local function flags_of(collected, ctx)
   local f = F_LOG -- Kong's log phase always runs for collected plugins
   local any_log = false
   for _, c in ipairs(collected) do
     local h = c[1].handler
+    if h.response and ctx then
+      -- Kong: a collected plugin with a response handler buffers the response
+      ctx.buffered_proxying = true
+    end
     if h.header_filter then
       f = bor(f, F_HEADER_FILTER)
     end
@@ -334,6 +349,13 @@ local function flags_of(collected)
   end
   if not any_log then
     f = f - F_LOG
+  end
+  if ctx and ctx.buffered_proxying then
+    if is_upgrade() then
+      ctx.buffered_proxying = nil
+    else
+      f = bor(f, F_BUFFER)
+    end
   end
   return f
 end
@@ -401,7 +423,68 @@ function _M.access()
   leave()
   phases.current = nil
   ctx.__collected = collected
-  return flags_of(collected)
+  return flags_of(collected, ctx)
+end
+
+
+-- The upstream's headers as Kong's buffered_headers: lower-case names,
+-- repeated ones as arrays, looked up case-insensitively with "_" for "-".
+local HEADERS_MT = {
+  __index = function(t, name)
+    if type(name) ~= "string" then
+      return nil
+    end
+    local k = name:lower()
+    local v = rawget(t, k)
+    if v == nil then
+      v = rawget(t, (k:gsub("_", "-")))
+    end
+    return v
+  end,
+}
+
+
+--- The response phase of buffered proxying, in the request's coroutine
+-- (handlers may yield): status, body and headers are the upstream's
+-- (flat: { name, value, ... }); kong.response.* edit what the client gets.
+-- Returns 0, or 1 when a handler raised (C answers Kong's 500).
+function _M.response(status, body, flat)
+  local ctx = state.ngx_ctx()
+  local headers = setmetatable({}, HEADERS_MT)
+  for i = 1, #flat, 2 do
+    local k, v = flat[i]:lower(), flat[i + 1]
+    local old = rawget(headers, k)
+    if old == nil then
+      headers[k] = v
+    elseif type(old) == "table" then
+      old[#old + 1] = v
+    else
+      headers[k] = { old, v }
+    end
+  end
+  ctx.buffered_proxying = true
+  ctx.buffered_status = status
+  ctx.buffered_headers = headers
+  ctx.buffered_body = body
+  for _, c in ipairs(ctx.__collected or {}) do
+    local p, conf = c[1], c[2]
+    if p.handler.response then
+      local status_, err = run_yielding("response", p, conf)
+      if status_ == "error" then
+        kong.log.err("error running ", p.name, " plugin's response handler: ",
+                     err)
+        ctx.KONG_UNEXPECTED = true
+        leave()
+        phases.current = nil
+        return 1
+      elseif status_ == "exit" then
+        break
+      end
+    end
+  end
+  leave()
+  phases.current = nil
+  return 0
 end
 
 
@@ -452,6 +535,31 @@ end
 
 
 function _M.done(serial)
+  state.drop(serial)
+end
+
+
+--- The certificate phase of a TLS handshake (C: sl_lua_certificate), before
+-- any request: global configurations only, as Kong's ssl_certificate_by_lua;
+-- handlers may not yield. An error is logged and the handshake goes on. The
+-- ngx.ctx they see belongs to the handshake (serial) and is dropped after.
+function _M.certificate(serial)
+  for _, p in ipairs(plugins.ordered) do
+    local h = p.handler
+    if h.certificate then
+      local conf = combos[p.name] and combos[p.name][key()]
+      if conf then
+        enter("certificate", p, conf)
+        local ok, err = pcall(h.certificate, h, conf)
+        if not ok then
+          kong.log.err("error running ", p.name, " plugin's certificate ",
+                       "handler: ", err)
+        end
+      end
+    end
+  end
+  leave()
+  phases.current = nil
   state.drop(serial)
 end
 

@@ -87,6 +87,31 @@ describe("Admin API node endpoints", function()
     assert.equal(400, (request(client, "GET", "/status?unit=x")))
   end)
 
+  it("GET /status counts the node's connections and requests", function()
+    local _, before = request(client, "GET", "/status")
+    -- three requests on three proxy connections (404s count too)
+    for _ = 1, 3 do
+      local c = node.proxy()
+      local res = assert(c:send({ method = "GET", path = "/no-such-route" }))
+      res:read_body()
+      c:close()
+    end
+    -- a fourth connection stays open, idle between requests
+    local idle = node.proxy()
+    assert(idle:send({ method = "GET", path = "/no-such-route" })):read_body()
+    local _, after = request(client, "GET", "/status")
+    local b, a = before.server, after.server
+    assert.is_true(a.connections_accepted >= b.connections_accepted + 4)
+    assert.equal(a.connections_accepted, a.connections_handled)
+    assert.is_true(a.total_requests >= b.total_requests + 5)
+    -- this admin connection is being answered, the idle one waits
+    assert.is_true(a.connections_writing >= 1)
+    assert.is_true(a.connections_waiting >= 1)
+    assert.equal(a.connections_active, a.connections_reading
+                 + a.connections_writing + a.connections_waiting)
+    idle:close()
+  end)
+
   it("GET /endpoints lists every route, params in braces", function()
     local status, body = request(client, "GET", "/endpoints")
     assert.equal(200, status)

@@ -328,11 +328,15 @@ _M.nginx = {
   get_subsystem = function()
     return "http"
   end,
+  --- nginx's stub_status for the whole node (every worker).
   get_statistics = function()
-    return { connections_active = 0, connections_reading = 0,
-             connections_writing = 0, connections_waiting = 0,
-             connections_accepted = 0, connections_handled = 0,
-             total_requests = 0 }
+    local out = ffi.new("uint64_t[7]")
+    C.sl_ffi_server_stats(out)
+    local n = tonumber
+    return { connections_active = n(out[0]), connections_reading = n(out[1]),
+             connections_writing = n(out[2]), connections_waiting = n(out[3]),
+             connections_accepted = n(out[4]), connections_handled = n(out[5]),
+             total_requests = n(out[6]) }
   end,
 }
 

@@ -5,6 +5,8 @@
 local C = require "sluice.ffi.cdefs"
 local phases = require "kong.pdk.private.phases"
 local args = require "sluice.ngx.args"
+local cjson = require "cjson.safe"
+local state = require "sluice.runtime.state"
 
 
 local type = type
@@ -12,6 +14,9 @@ local error = error
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
+local unpack = unpack
+local setmetatable = setmetatable
+local getmetatable = getmetatable
 local lower = string.lower
 local find = string.find
 local check = phases.check
@@ -242,11 +247,22 @@ function request.set_scheme(scheme)
 end
 
 
---- Buffered proxying (the response phase): not supported yet.
+--- Turns on buffered proxying for this request: the whole upstream response
+-- is read before anything is sent, the plugins' `response` handlers run on
+-- it, and kong.service.response.get_raw_body/get_body return its body.
+-- Upgrade (WebSocket) requests are never buffered. Bodies over 64 MiB are
+-- answered with 502.
+-- @function kong.service.request.enable_buffering
 -- @phases rewrite, access, balancer
+-- @treturn nil
+-- @usage
+-- kong.service.request.enable_buffering()
 function request.enable_buffering()
   check(RAB)
-  error("buffered proxying is not supported by Sluice yet", 2)
+  local ctx = state.ngx_ctx()
+  if ctx then
+    ctx.buffered_proxying = true
+  end
 end
 
 --- Replaces the body sent upstream (Content-Length follows it).
@@ -298,42 +314,163 @@ function request.set_body(args_tbl, mimetype)
 end
 
 
---- The upstream's status code.
+-- the request's buffered response (sluice.runtime.response), or nil
+local function buffered()
+  local ctx = state.ngx_ctx()
+  return ctx, ctx and ctx.buffered_headers ~= nil
+end
+
+
+local MIN_HEADERS, MAX_HEADERS = 1, 1000
+
+
+--- The upstream's status code (with buffered proxying: as it answered,
+-- whatever the response phase set since).
+-- @function kong.service.response.get_status
 -- @phases response, header_filter, body_filter, log
+-- @treturn number|nil
+-- @usage
+-- local status = kong.service.response.get_status()
 function response.get_status()
   check(RESP)
+  local ctx, is_buffered = buffered()
+  if is_buffered then
+    return ctx.buffered_status
+  end
   return kong.response.get_status()
 end
 
---- The upstream's response headers.
+
+--- The upstream's response headers (lower-case names, repeated ones as
+-- arrays; "_" may stand for "-" when reading). With buffered proxying these
+-- are the headers the upstream sent, not the ones Sluice or plugins added.
+-- @function kong.service.response.get_headers
 -- @phases response, header_filter, body_filter, log
+-- @tparam[opt] number max_headers 1..1000 (default 100)
+-- @treturn table
+-- @usage
+-- local h = kong.service.response.get_headers()
 function response.get_headers(max)
   check(RESP)
+  if max ~= nil then
+    if type(max) ~= "number" then
+      error("max_headers must be a number", 2)
+    elseif max < MIN_HEADERS then
+      error("max_headers must be >= " .. MIN_HEADERS, 2)
+    elseif max > MAX_HEADERS then
+      error("max_headers must be <= " .. MAX_HEADERS, 2)
+    end
+  end
+  local ctx, is_buffered = buffered()
+  if is_buffered then
+    local out = setmetatable({}, getmetatable(ctx.buffered_headers))
+    local n = 0
+    for k, v in pairs(ctx.buffered_headers) do
+      n = n + 1
+      if n > (max or 100) then
+        break
+      end
+      out[k] = type(v) == "table" and { unpack(v) } or v
+    end
+    return out
+  end
   return kong.response.get_headers(max)
 end
 
---- One upstream response header.
+
+--- One upstream response header (the first value).
+-- @function kong.service.response.get_header
 -- @phases response, header_filter, body_filter, log
+-- @tparam string name case-insensitive
+-- @treturn string|nil
+-- @usage
+-- local ct = kong.service.response.get_header("Content-Type")
 function response.get_header(name)
   check(RESP)
+  if type(name) ~= "string" then
+    error("name must be a string", 2)
+  end
+  local ctx, is_buffered = buffered()
+  if is_buffered then
+    local v = ctx.buffered_headers[name]
+    if type(v) == "table" then
+      return v[1]
+    end
+    return v
+  end
   return kong.response.get_header(name)
 end
+
 
 local NO_BUFFER = "service body is only available with buffered proxying "
                   .. "(see: kong.service.request.enable_buffering function)"
 
---- The upstream's body: only with buffered proxying (not supported yet).
+
+--- The upstream's body, as received (buffered proxying only: raises Kong's
+-- error otherwise). "" before the body arrived (e.g. on an error page).
+-- @function kong.service.response.get_raw_body
 -- @phases response, header_filter, body_filter, log
+-- @treturn string
+-- @usage
+-- local body = kong.service.response.get_raw_body()
 function response.get_raw_body()
   check(RESP)
-  return nil, NO_BUFFER
+  local ctx = state.ngx_ctx()
+  if not (ctx and ctx.buffered_proxying) then
+    error(NO_BUFFER, 2)
+  end
+  return ctx.buffered_body or ""
 end
 
---- The upstream's decoded body: only with buffered proxying.
+
+--- The upstream's body decoded after mimetype or its Content-Type:
+-- application/json (a table, else "invalid json body") and
+-- application/x-www-form-urlencoded. Returns body, err, mimetype.
+-- @function kong.service.response.get_body
 -- @phases response, header_filter, body_filter, log
-function response.get_body()
+-- @tparam[opt] string mimetype
+-- @tparam[opt] number max_args 1..1000 (default 100, forms only)
+-- @treturn table|nil
+-- @treturn string|nil err
+-- @treturn string mimetype
+-- @usage
+-- local body, err = kong.service.response.get_body()
+function response.get_body(mimetype, max_args)
   check(RESP)
-  return nil, NO_BUFFER
+  local ctx = state.ngx_ctx()
+  if not (ctx and ctx.buffered_proxying) then
+    error(NO_BUFFER, 2)
+  end
+  local ct = mimetype or response.get_header("Content-Type")
+  if not ct then
+    return nil, "missing content type"
+  end
+  local ctl = lower(ct)
+  local semi = find(ctl, ";", 1, true)
+  if semi then
+    ctl = ctl:sub(1, semi - 1)
+  end
+  local body = ctx.buffered_body or ""
+  if find(ctl, "application/x-www-form-urlencoded", 1, true) == 1 then
+    if max_args ~= nil then
+      if type(max_args) ~= "number" then
+        error("max_args must be a number", 2)
+      elseif max_args < 1 then
+        error("max_args must be >= 1", 2)
+      elseif max_args > 1000 then
+        error("max_args must be <= 1000", 2)
+      end
+    end
+    return args.decode_args(body, max_args or 100), nil,
+           "application/x-www-form-urlencoded"
+  elseif find(ctl, "application/json", 1, true) == 1 then
+    local t = cjson.decode(body)
+    if type(t) ~= "table" then
+      return nil, "invalid json body", "application/json"
+    end
+    return t, nil, "application/json"
+  end
+  return nil, "unsupported content type '" .. ct .. "'", ctl
 end
 
 local _ = lower

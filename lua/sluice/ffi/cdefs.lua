@@ -11,6 +11,8 @@ int sl_ffi_req_norm_path(const char **p, size_t *len);
 int sl_ffi_req_raw_query(const char **p, size_t *len);
 int sl_ffi_req_host(const char **p, size_t *len);
 int sl_ffi_req_id(const char **p, size_t *len);
+/* the TLS server name (SNI) the client sent on this connection; SL_DECLINED if none */
+int sl_ffi_req_sni(const char **p, size_t *len);
 int sl_ffi_req_scheme_is_https(void);
 int sl_ffi_req_http_minor(void);
 int sl_ffi_req_server_port(void);
@@ -25,6 +27,9 @@ int sl_ffi_req_header(int i, const char **name, size_t *name_len, const char **v
 int sl_ffi_req_route_index(void);
 /* the configuration generation the request was routed with (else the worker's current) */
 unsigned long sl_ffi_req_generation(void);
+/* nginx's stub_status for the node: active, reading, writing, waiting, accepted, handled,
+ * requests (this worker's states are published first) */
+void sl_ffi_server_stats(uint64_t out[7]);
 int sl_ffi_req_capture_count(void);
 int sl_ffi_req_capture(int i, const char **name, size_t *name_len, const char **value,
                        size_t *value_len);

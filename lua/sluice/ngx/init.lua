@@ -245,6 +245,10 @@ local VARS = {
     return require("kong.pdk.request").str(require("sluice.ffi.cdefs")
                                            .sl_ffi_req_id)
   end,
+  ssl_server_name = function()
+    return require("kong.pdk.request").str(require("sluice.ffi.cdefs")
+                                           .sl_ffi_req_sni)
+  end,
   status = function()
     return tostring(kong.response.get_status())
   end,
