@@ -273,7 +273,7 @@ describe("Admin API in DB-less mode", function()
 end)
 
 
-describe("Admin API /config with a database", function()
+describe("Admin API /config with a store (Sluice serves it, Kong answers 400)", function()
   local node
 
   lazy_setup(function()
@@ -284,17 +284,37 @@ describe("Admin API /config with a database", function()
     node.stop()
   end)
 
-  it("answers 400 as Kong", function()
+  it("exports the store and replaces it whole from a document", function()
     local c = node.admin()
-    local message = "this endpoint is only available when Kong is "
-                    .. "configured to not use a database"
-    local status, body = request(c, "GET", "/config")
+    local status, body = request(c, "POST", "/services",
+                                 { name = "before", url = "http://127.0.0.1:1" })
+    assert.equal(201, status, cjson.encode(body))
+    status, body = request(c, "POST", "/config", {
+      _format_version = "3.0",
+      services = { { name = "after", url = "http://127.0.0.1:2",
+                     routes = { { name = "r-after", paths = { "/after" } } } } },
+    })
+    assert.equal(201, status, cjson.encode(body))
+    -- the store holds the document, nothing else
+    status, body = request(c, "GET", "/services")
+    assert.equal(200, status)
+    assert.equal(1, #body.data)
+    assert.equal("after", body.data[1].name)
+    -- and every worker serves it (the service is down: 502 means routed)
+    assert(support.time_until_served(node, "/after", 502, helpers.now(), 2))
+    status, body = request(c, "GET", "/config")
+    assert.equal(200, status)
+    assert.matches("name: after", body.config, 1, true)
+    assert.matches("/after", body.config, 1, true)
+    -- an invalid document changes nothing
+    status, body = request(c, "POST", "/config", {
+      _format_version = "3.0",
+      services = { { name = "bad", url = "ftp://x" } },
+    })
     assert.equal(400, status)
-    assert.same({ message = message }, body)
-    status, body = request(c, "POST", "/config",
-                           { _format_version = "3.0" })
-    assert.equal(400, status)
-    assert.same({ message = message }, body)
+    assert.equal(14, body.code)
+    status, body = request(c, "GET", "/services")
+    assert.equal("after", body.data[1].name)
     c:close()
   end)
 end)

@@ -1,7 +1,9 @@
--- GET /config and POST /config (Kong's kong/api/routes/config.lua), for
--- DB-less mode: export the running configuration; replace it whole from
--- a declarative document (the body itself, or a `config` field holding
--- YAML or JSON text), with `flatten_errors` and `check_hash`.
+-- GET /config and POST /config (Kong's kong/api/routes/config.lua): export
+-- the running configuration; replace it whole from a declarative document
+-- (the body itself, or a `config` field holding YAML or JSON text), with
+-- `flatten_errors` and `check_hash`. Kong serves them in DB-less mode only;
+-- Sluice also serves them with a store, where POST replaces the store's
+-- entities in one transaction (as `sluice config db_import`).
 
 local cjson = require "cjson.safe"
 local json = require "sluice.admin.json"
@@ -25,10 +27,6 @@ local NULL = cjson.null
 local ARRAY_MT = json.array_mt
 local ENTITIES = { "services", "routes", "consumers", "plugins" }
 local TRUE = { ["1"] = true, ["true"] = true, on = true, yes = true }
-
-
-local ONLY_DBLESS = { message = "this endpoint is only available when Kong "
-                                .. "is configured to not use a database" }
 
 
 local _M = {}
@@ -63,9 +61,6 @@ end
 
 
 function _M.get(self)
-  if self.store then
-    return json.exit(400, ONLY_DBLESS)
-  end
   local ok, text = pcall(lyaml.dump, { yaml_safe(_M.export()) })
   if not ok then
     return errors.exit(tostring(text))
@@ -142,10 +137,27 @@ local function input_of(self)
 end
 
 
-function _M.post(self)
-  if self.store then
-    return json.exit(400, ONLY_DBLESS)
+-- With a store: the document replaces every entity in one transaction,
+-- then this worker applies it (the others follow the generation).
+local function post_to_store(store, cfg, flatten)
+  local ok, err, info = store:replace_all(cfg)
+  if not ok then
+    if err == "unique violation" and type(info) == "table" then
+      err = "unique violation on " .. tostring(info.entity) .. "."
+            .. tostring(info.field) .. " = '" .. tostring(info.value) .. "'"
+    end
+    return json.exit(400, error_body(errors.new(
+      errors.codes.DECLARATIVE_CONFIG, tostring(err)), flatten))
   end
+  local cok, cerr = require("sluice.db").changed()
+  if not cok then
+    kong.log.err("POST /config: stored, but not applied here: ", tostring(cerr))
+  end
+  return json.exit(201, entities_of(cfg))
+end
+
+
+function _M.post(self)
   local q = self.args.uri
   local flatten = flag(q.flatten_errors)
   local input = input_of(self)
@@ -170,6 +182,9 @@ function _M.post(self)
 
   if flag(q.check_hash) and config.hash_of(cfg) == config.hash() then
     return json.exit(304)
+  end
+  if self.store then
+    return post_to_store(self.store, cfg, flatten)
   end
 
   if not dbless.lock() then
