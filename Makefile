@@ -84,6 +84,8 @@ bench: deps
 	@bash bench/run.sh
 	@bash bench/prefunction.sh
 	@bash bench/sigv4.sh
+	@bash bench/lambda.sh
+	@bash bench/config-propagation.sh
 
 install: build/sluice lua/sluice/ffi/cdefs.lua
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/sluice

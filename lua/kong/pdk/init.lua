@@ -26,7 +26,9 @@ local SENSITIVE = {
 
 -- Properties whose "on"/"off" values are strings in Kong (enums and paths).
 local STRING_PROPS = {
-  database = true, untrusted_lua = true, role = true,
+  database = true, untrusted_lua = true, role = true, embedded_db = true,
+  pg_host = true, pg_user = true, pg_password = true, pg_database = true,
+  pg_schema = true, prefix = true,
   proxy_access_log = true, proxy_error_log = true, admin_access_log = true,
   admin_error_log = true, status_access_log = true, status_error_log = true,
 }
