@@ -153,6 +153,14 @@ static void lower_first(char *msg)
         msg[0] = (char)tolower((unsigned char)msg[0]);
 }
 
+/* nil, msg: an operation's failure as OpenResty reports it */
+static int push_error(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
 static void push_errno(lua_State *L, int err)
 {
     char msg[128];
@@ -161,16 +169,17 @@ static void push_errno(lua_State *L, int err)
     lua_pushstring(L, msg);
 }
 
-static void arm_timer(sl_cosock_t *s, int ms, event_callback_fn cb)
+static void op_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+static void arm_timer(sl_cosock_t *s, int ms)
 {
     sl_worker_t *w = sl_lua_worker();
     if (s->timer == NULL) {
-        s->timer = evtimer_new(w->base, cb, s);
+        s->timer = evtimer_new(w->base, op_timeout_cb, s);
         if (s->timer == NULL)
             abort();
     } else {
         evtimer_del(s->timer);
-        evtimer_assign(s->timer, w->base, cb, s);
     }
     if (ms > 0) {
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -339,15 +348,24 @@ static const char *input_end_reason(sl_cosock_t *s, char *buf, size_t buflen)
     return s->eof ? "closed" : NULL;
 }
 
-static void recv_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* The pending operation's deadline passed. A receive keeps the connection (OpenResty
+ * lets the caller read on); connect, handshake and send close it. */
+static void op_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     sl_cosock_t *s = arg;
-    if (s->op != OP_RECV)
+    if (s->op == OP_NONE)
         return;
-    bufferevent_disable(s->bev, EV_READ);
-    op_done(s, recv_try(s, sl_lua_wait_thread(&s->wait), "timeout"));
+    lua_State *co = sl_lua_wait_thread(&s->wait);
+    if (s->op == OP_RECV) {
+        bufferevent_disable(s->bev, EV_READ);
+        op_done(s, recv_try(s, co, "timeout"));
+        return;
+    }
+    sock_close(s);
+    lua_pushnil(co);
+    lua_pushliteral(co, "timeout");
+    op_done(s, 2);
 }
-
 static void recv_progress(sl_cosock_t *s)
 {
     char reason[128];
@@ -374,7 +392,7 @@ static int recv_start(lua_State *L, sl_cosock_t *s)
         return n;
     }
     bufferevent_enable(s->bev, EV_READ);
-    arm_timer(s, s->read_timeout, recv_timeout_cb);
+    arm_timer(s, s->read_timeout);
     return wait_op(L, s, OP_RECV);
 }
 
@@ -386,9 +404,7 @@ static int l_sock_receive(lua_State *L)
     sl_cosock_t *s = check_sock(L);
     const char *mode = luaL_checkstring(L, 2);
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy reading");
@@ -418,9 +434,7 @@ static int l_sock_receiveuntil(lua_State *L)
     if (plen == 0 || plen > MAX_PATTERN)
         return luaL_error(L, "bad pattern argument: %s", plen ? "too long" : "empty");
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy reading");
@@ -435,18 +449,6 @@ static int l_sock_receiveuntil(lua_State *L)
 
 /* ---- send ---- */
 
-static void send_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    sl_cosock_t *s = arg;
-    if (s->op != OP_SEND)
-        return;
-    lua_State *co = sl_lua_wait_thread(&s->wait);
-    lua_pushnil(co);
-    lua_pushliteral(co, "timeout");
-    sock_close(s);
-    op_done(s, 2);
-}
-
 /* sock_send(sock, data) -> bytes | nil, err */
 static int l_sock_send(lua_State *L)
 {
@@ -455,9 +457,7 @@ static int l_sock_send(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     if (s->bev == NULL || s->eof || s->sock_err) {
         sock_close(s);
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy writing");
@@ -468,12 +468,10 @@ static int l_sock_send(lua_State *L)
         return 1;
     }
     if (bufferevent_write(s->bev, data, len) != 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     s->sent = len;
-    arm_timer(s, s->send_timeout, send_timeout_cb);
+    arm_timer(s, s->send_timeout);
     return wait_op(L, s, OP_SEND);
 }
 
@@ -567,18 +565,6 @@ static void sock_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* ---- connect ---- */
-
-static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    sl_cosock_t *s = arg;
-    if (s->op != OP_CONNECT)
-        return;
-    lua_State *co = sl_lua_wait_thread(&s->wait);
-    sock_close(s);
-    lua_pushnil(co);
-    lua_pushliteral(co, "timeout");
-    op_done(s, 2);
-}
 
 static int start_connect(sl_cosock_t *s, const struct sockaddr *sa, int salen, char *err,
                          size_t errlen)
@@ -679,16 +665,12 @@ static int l_sock_connect(lua_State *L)
         sun.sun_family = AF_UNIX;
         size_t plen = strlen(host + 5);
         if (plen == 0 || plen >= sizeof(sun.sun_path)) {
-            lua_pushnil(L);
-            lua_pushliteral(L, "bad unix socket path");
-            return 2;
+            return push_error(L, "bad unix socket path");
         }
         memcpy(sun.sun_path, host + 5, plen);
         if (start_connect(s, (struct sockaddr *)&sun, (int)sizeof(sun), err, sizeof(err)) !=
             SL_OK) {
-            lua_pushnil(L);
-            lua_pushstring(L, err);
-            return 2;
+            return push_error(L, err);
         }
     } else {
         if (port <= 0 || port > 65535)
@@ -705,29 +687,15 @@ static int l_sock_connect(lua_State *L)
         struct evdns_getaddrinfo_request *req =
             evdns_getaddrinfo(w->dns, host, NULL, &hints, dns_cb, s);
         if (s->dns_failed) {
-            lua_pushnil(L);
-            lua_pushstring(L, s->dns_err);
-            return 2;
+            return push_error(L, s->dns_err);
         }
         s->dns = req; /* NULL when resolved at once (the connect is under way) */
     }
-    arm_timer(s, s->connect_timeout, connect_timeout_cb);
+    arm_timer(s, s->connect_timeout);
     return wait_op(L, s, OP_CONNECT);
 }
 
 /* ---- TLS ---- */
-
-static void handshake_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-    sl_cosock_t *s = arg;
-    if (s->op != OP_HANDSHAKE)
-        return;
-    lua_State *co = sl_lua_wait_thread(&s->wait);
-    sock_close(s);
-    lua_pushnil(co);
-    lua_pushliteral(co, "timeout");
-    op_done(s, 2);
-}
 
 /* sock_sslhandshake(sock, server_name, verify) -> true | nil, err */
 static int l_sock_sslhandshake(lua_State *L)
@@ -737,9 +705,7 @@ static int l_sock_sslhandshake(lua_State *L)
     int verify = lua_toboolean(L, 3);
     sl_worker_t *w = sl_lua_worker();
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy");
@@ -751,9 +717,7 @@ static int l_sock_sslhandshake(lua_State *L)
         return luaL_error(L, "API disabled in the current context");
     SSL *ssl = SSL_new(w->up_ssl);
     if (ssl == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "SSL_new() failed");
-        return 2;
+        return push_error(L, "SSL_new() failed");
     }
     if (sni != NULL && sni[0])
         SSL_set_tlsext_host_name(ssl, sni);
@@ -769,16 +733,14 @@ static int l_sock_sslhandshake(lua_State *L)
         w->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (tls == NULL) {
         SSL_free(ssl);
-        lua_pushnil(L);
-        lua_pushliteral(L, "handshake failed");
-        return 2;
+        return push_error(L, "handshake failed");
     }
     bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
     s->bev = tls;
     s->ssl = ssl;
     set_callbacks(s);
     bufferevent_enable(tls, EV_READ | EV_WRITE);
-    arm_timer(s, s->connect_timeout, handshake_timeout_cb);
+    arm_timer(s, s->connect_timeout);
     return wait_op(L, s, OP_HANDSHAKE);
 }
 
@@ -792,9 +754,7 @@ static int l_sock_setkeepalive(lua_State *L)
     int size = (int)luaL_optinteger(L, 3, 0);
     sl_worker_t *w = sl_lua_worker();
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy");
@@ -802,15 +762,11 @@ static int l_sock_setkeepalive(lua_State *L)
         size = w->conf->lua_socket_pool_size > 0 ? w->conf->lua_socket_pool_size : 30;
     if (s->eof || s->sock_err || evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
         sock_close(s);
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
         sock_close(s);
-        lua_pushnil(L);
-        lua_pushliteral(L, "unread data in buffer");
-        return 2;
+        return push_error(L, "unread data in buffer");
     }
     /* a full pool gives up its least recently used connection for this key */
     int count = 0;
@@ -854,9 +810,7 @@ static int l_sock_close(lua_State *L)
     if (s->op != OP_NONE)
         return luaL_error(L, "socket busy");
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     sock_close(s);
     lua_pushinteger(L, 1);
@@ -867,9 +821,7 @@ static int l_sock_reused(lua_State *L)
 {
     sl_cosock_t *s = check_sock(L);
     if (s->bev == NULL) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
+        return push_error(L, "closed");
     }
     lua_pushinteger(L, (lua_Integer)s->reused);
     return 1;
