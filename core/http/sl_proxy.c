@@ -638,6 +638,31 @@ static int skip_resp_header(sl_proxy_t *p, sl_str_t n)
 static int skip_resp_header(sl_proxy_t *p, sl_str_t n);
 static void body_to_client_eof(sl_proxy_t *p, const char *data, size_t len, int eof);
 
+/* The client's response head: the status line, hl's headers but Connection, the framing
+ * and the Connection header. The caller flushes hb. */
+static void write_head(sl_hbuf_t *hb, const sl_req_t *r, const char *status_line, size_t len,
+                       const sl_hdr_list_t *hl, int chunked, int upgrade)
+{
+    sl_hbuf_add(hb, status_line, len);
+    for (size_t i = 0; i < hl->n; i++) {
+        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
+                           SL_STR("connection")))
+            continue;
+        sl_hbuf_add(hb, hl->items[i].name, hl->items[i].name_len);
+        SL_HB_LIT(hb, ": ");
+        sl_hbuf_add(hb, hl->items[i].value, hl->items[i].value_len);
+        SL_HB_LIT(hb, "\r\n");
+    }
+    if (chunked)
+        SL_HB_LIT(hb, "Transfer-Encoding: chunked\r\n");
+    if (upgrade)
+        SL_HB_LIT(hb, "Connection: upgrade\r\n\r\n");
+    else if (r->keepalive)
+        SL_HB_LIT(hb, "Connection: keep-alive\r\n\r\n");
+    else
+        SL_HB_LIT(hb, "Connection: close\r\n\r\n");
+}
+
 /* The response head when plugins may change it: gathered into r->resp_headers, edited by
  * the kong.response calls made in access and by header_filter, then written. */
 static void send_response_head_lua(sl_proxy_t *p)
@@ -728,24 +753,7 @@ static void send_response_head_lua(sl_proxy_t *p)
     else
         n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n", r->status,
                      sl_status_reason(r->status));
-    sl_hbuf_add(&hb, buf, (size_t)n);
-    for (size_t i = 0; i < hl->n; i++) {
-        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
-                           SL_STR("connection")))
-            continue;
-        sl_hbuf_add(&hb, hl->items[i].name, hl->items[i].name_len);
-        SL_HB_LIT(&hb, ": ");
-        sl_hbuf_add(&hb, hl->items[i].value, hl->items[i].value_len);
-        SL_HB_LIT(&hb, "\r\n");
-    }
-    if (p->out_chunked)
-        SL_HB_LIT(&hb, "Transfer-Encoding: chunked\r\n");
-    if (p->rh.status == 101)
-        SL_HB_LIT(&hb, "Connection: upgrade\r\n\r\n");
-    else if (r->keepalive)
-        SL_HB_LIT(&hb, "Connection: keep-alive\r\n\r\n");
-    else
-        SL_HB_LIT(&hb, "Connection: close\r\n\r\n");
+    write_head(&hb, r, buf, (size_t)n, hl, p->out_chunked, p->rh.status == 101);
     sl_hbuf_flush(&hb);
     r->response_started = 1;
 }
@@ -1251,20 +1259,7 @@ void sl_proxy_buffered_done(sl_req_t *r, int failed)
     hb.len = 0;
     int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\n", r->status,
                      sl_status_reason(r->status));
-    sl_hbuf_add(&hb, buf, (size_t)n);
-    for (size_t i = 0; i < hl->n; i++) {
-        if (sl_str_case_eq((sl_str_t){hl->items[i].name, hl->items[i].name_len},
-                           SL_STR("connection")))
-            continue;
-        sl_hbuf_add(&hb, hl->items[i].name, hl->items[i].name_len);
-        SL_HB_LIT(&hb, ": ");
-        sl_hbuf_add(&hb, hl->items[i].value, hl->items[i].value_len);
-        SL_HB_LIT(&hb, "\r\n");
-    }
-    if (r->keepalive)
-        SL_HB_LIT(&hb, "Connection: keep-alive\r\n\r\n");
-    else
-        SL_HB_LIT(&hb, "Connection: close\r\n\r\n");
+    write_head(&hb, r, buf, (size_t)n, hl, 0, 0);
     sl_hbuf_flush(&hb);
     if (!is_head && !no_body && len > 0) {
         evbuffer_add(hb.eb, body, len);
