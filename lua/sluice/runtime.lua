@@ -27,6 +27,8 @@ local co_status = raw_co.status
 local co_running = raw_co.running
 local traceback = debug.traceback
 local xpcall = xpcall
+local new_tab = require "table.new"
+local clear_tab = require "table.clear"
 
 
 local F_HEADER_FILTER = 0x2
@@ -328,11 +330,38 @@ local function is_upgrade()
 end
 
 
+-- The plugins collected for a request: a flat array p1, conf1, p2, conf2 ...
+-- taken from a pool and given back when the request is done (no table per
+-- request or per plugin on the hot path).
+local collected_pool, pooled = {}, 0
+local POOL_MAX = 256
+
+
+local function fetch_collected()
+  if pooled > 0 then
+    local t = collected_pool[pooled]
+    collected_pool[pooled] = nil
+    pooled = pooled - 1
+    return t
+  end
+  return new_tab(16, 0)
+end
+
+
+local function release_collected(t)
+  clear_tab(t)
+  if pooled < POOL_MAX then
+    pooled = pooled + 1
+    collected_pool[pooled] = t
+  end
+end
+
+
 local function flags_of(collected, ctx)
   local f = F_LOG -- Kong's log phase always runs for collected plugins
   local any_log = false
-  for _, c in ipairs(collected) do
-    local h = c[1].handler
+  for i = 1, #collected, 2 do
+    local h = collected[i].handler
     if h.response and ctx then
       -- Kong: a collected plugin with a response handler buffers the response
       ctx.buffered_proxying = true
@@ -388,7 +417,7 @@ function _M.access()
     end
   end
 
-  local collected = {}
+  local collected = fetch_collected()
   local exited = C.sl_ffi_resp_source() == 1
   if not route then
     -- no route matched: only global plugins apply, and only for their
@@ -396,7 +425,8 @@ function _M.access()
     for _, p in ipairs(plugins.ordered) do
       local conf = combos[p.name] and combos[p.name][key()]
       if conf then
-        collected[#collected + 1] = { p, conf }
+        local n = #collected
+        collected[n + 1], collected[n + 2] = p, conf
       end
     end
     leave()
@@ -408,7 +438,8 @@ function _M.access()
     local consumer = ctx.authenticated_consumer
     local conf = lookup(p, route_id, service_id, consumer and consumer.id)
     if conf then
-      collected[#collected + 1] = { p, conf }
+      local n = #collected
+      collected[n + 1], collected[n + 2] = p, conf
       if not exited and p.handler.access then
         local status, err = run_yielding("access", p, conf)
         if status == "error" then
@@ -466,8 +497,9 @@ function _M.response(status, body, flat)
   ctx.buffered_status = status
   ctx.buffered_headers = headers
   ctx.buffered_body = body
-  for _, c in ipairs(ctx.__collected or {}) do
-    local p, conf = c[1], c[2]
+  local collected = ctx.__collected or {}
+  for i = 1, #collected, 2 do
+    local p, conf = collected[i], collected[i + 1]
     if p.handler.response then
       local status_, err = run_yielding("response", p, conf)
       if status_ == "error" then
@@ -494,8 +526,8 @@ local function run_plain(phase, ...)
   if not collected then
     return
   end
-  for _, c in ipairs(collected) do
-    local p, conf = c[1], c[2]
+  for i = 1, #collected, 2 do
+    local p, conf = collected[i], collected[i + 1]
     local fn = p.handler[phase]
     if fn then
       enter(phase, p, conf)
@@ -535,6 +567,12 @@ end
 
 
 function _M.done(serial)
+  local ctx = state.ctx_of(serial)
+  local collected = ctx and ctx.__collected
+  if collected then
+    ctx.__collected = nil
+    release_collected(collected)
+  end
   state.drop(serial)
 end
 

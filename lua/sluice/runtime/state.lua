@@ -75,6 +75,12 @@ function _M.drop(serial)
 end
 
 
+--- The ngx.ctx of a request by its serial (nil if it never made one).
+function _M.ctx_of(serial)
+  return ctxs[serial]
+end
+
+
 function _M.route()
   local i = C.sl_ffi_req_route_index()
   if i < 0 then
