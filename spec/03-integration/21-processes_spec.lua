@@ -10,21 +10,7 @@ local cjson = require "cjson.safe"
 local q = util.quote
 
 
--- Live (non-zombie) children of `pid`, sorted.
-local function children(pid)
-  local ok, stdout = util.exec("ps -o pid=,stat= --ppid " .. tonumber(pid),
-                               nil, 5)
-  local list = {}
-  if ok or stdout then
-    for child, stat in (stdout or ""):gmatch("(%d+)%s+(%S+)") do
-      if not stat:find("^Z") then
-        list[#list + 1] = tonumber(child)
-      end
-    end
-  end
-  table.sort(list)
-  return list
-end
+local children = util.children
 
 
 local function set_of(list)

@@ -6,17 +6,7 @@ local helpers = require "spec.helpers"
 local util = require "spec.internal.util"
 
 
-local function children(pid)
-  local _, stdout = util.exec("ps -o pid=,stat= --ppid " .. tonumber(pid), nil, 5)
-  local list = {}
-  for child, stat in (stdout or ""):gmatch("(%d+)%s+(%S+)") do
-    if not stat:find("^Z") then
-      list[#list + 1] = tonumber(child)
-    end
-  end
-  table.sort(list)
-  return list
-end
+local children = util.children
 
 
 -- inodes of the sockets listening on 127.0.0.1:port (from /proc/net/tcp)

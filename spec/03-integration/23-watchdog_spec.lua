@@ -6,13 +6,7 @@ local util = require "spec.internal.util"
 
 
 local function workers(master)
-  local _, out = util.exec("ps -o pid= --ppid " .. tonumber(master), nil, 5)
-  local list = {}
-  for pid in (out or ""):gmatch("%d+") do
-    list[#list + 1] = tonumber(pid)
-  end
-  table.sort(list)
-  return table.concat(list, ",")
+  return table.concat(util.children(master), ",")
 end
 
 

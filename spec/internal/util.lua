@@ -222,6 +222,20 @@ end
 
 --- Starts `cmd` in the background (stdin /dev/null, stdout+stderr to
 -- `log`), tracks its PID for the watchdog and returns the PID.
+--- Live (non-zombie) children of `pid`, sorted (the workers of a master).
+function _M.children(pid)
+  local _, stdout = _M.exec("ps -o pid=,stat= --ppid " .. tonumber(pid), nil, 5)
+  local list = {}
+  for child, stat in (stdout or ""):gmatch("(%d+)%s+(%S+)") do
+    if not stat:find("^Z") then
+      list[#list + 1] = tonumber(child)
+    end
+  end
+  table.sort(list)
+  return list
+end
+
+
 function _M.spawn(cmd, log, env)
   log = log or "/dev/null"
   local full = string_format("%sexec %s >%s 2>&1 </dev/null & echo $!",
