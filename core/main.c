@@ -90,7 +90,25 @@ static pid_t read_pid(const char *prefix)
     return pid > 0 ? (pid_t)pid : 0;
 }
 
-static int running(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+/* A zombie (exited, not yet reaped by its parent, init for a daemon) is not running. */
+static int zombie(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *end = strrchr(buf, ')'); /* the state follows "(comm)" */
+    return end != NULL && end[1] == ' ' && end[2] == 'Z';
+}
+
+static int running(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) && !zombie(pid);
+}
 
 static char *abs_path(const char *p)
 {
