@@ -24,54 +24,17 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 
-SECS=${BENCH_SECONDS:-5}
-WARMUP=${BENCH_WARMUP:-1}
-THREADS=${BENCH_THREADS:-2}
-CONNS=${BENCH_CONNECTIONS:-8}
-ROUNDS=${BENCH_ROUNDS:-1}
-SLUICE_BIN=${SLUICE_BIN:-build/sluice}
-case $SLUICE_BIN in /*) ;; *) SLUICE_BIN=$ROOT/$SLUICE_BIN ;; esac
-WRK=${WRK:-wrk}
-PYTHON=${PYTHON:-python3}
-
-for tool in "$WRK" "$PYTHON" curl luajit; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "bench: '$tool' not found" >&2; exit 1; }
-done
-
-WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX) || exit 1
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS=$ROOT/bench/results
-RAW=$RESULTS/$STAMP-lambda
-mkdir -p "$RAW"
-OUT=$RESULTS/$STAMP-lambda.txt
-
+WORK=""  # lib.sh's exit trap removes it; bench_dirs makes it
 . "$ROOT/bench/lib.sh"
+
+bench_settings 5 1 8 1
+PYTHON=${PYTHON:-python3}
+need_tools "$WRK" "$PYTHON" curl luajit
+bench_dirs lambda
 
 AK=AKIDSLUICEBENCHEXAMP
 SK=sluice/Bench+Secret/Key0123456789abcdefGH
 INVOKE_PATH=/2015-03-31/functions/echo/invocations
-
-
-# run_wrk NAME PORT ROUND SCRIPT: one measurement, appended to $RAW/NAME.rows
-run_wrk() {
-    local name=$1 port=$2 round=$3 script=$4 url="http://127.0.0.1:$2/"
-    local raw=$RAW/$name.$round.wrk
-    echo "bench: $name (round $round/$ROUNDS): warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS)"
-    if [ "$WARMUP" != 0 ]; then
-        timeout $((WARMUP + 20)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" \
-            ${script:+-s "$script"} "$url" >/dev/null 2>&1
-    fi
-    timeout $((SECS + 30)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency \
-        ${script:+-s "$script"} "$url" > "$raw" 2>&1
-    local rps p50 p99 non2xx sockerr
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$raw")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$raw")")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$raw")
-    sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$raw")
-    [ -n "$rps" ] || { echo "bench: $name: wrk gave no result:" >&2; tail -5 "$raw" >&2; rps=0; }
-    echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
-}
 
 
 MOCK_PORT=$(free_port) || exit 1
@@ -213,12 +176,7 @@ SLUICE_RPS=$(median_row sluice | awk '{ print $2 }')
     echo "direct: the signed Invoke call replayed to the Lambda mock (echo, SigV4 verified)"
     echo "sluice: GET / -> aws-lambda (static keys, http, keepalive) -> the same mock"
     echo
-    printf '%-8s %12s %10s %10s %8s %9s %9s\n' name "requests/s" "p50 ms" "p99 ms" non2xx sockerr "vs direct"
-    printf '%s' "$ROWS" | while read -r name rps p50 p99 non2xx sockerr; do
-        [ -n "$name" ] || continue
-        ratio=$(awk -v a="$rps" -v b="${DIRECT_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')
-        printf '%-8s %12s %10s %10s %8s %9s %9s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$ratio"
-    done
+    rows_table 8 direct "$DIRECT_RPS" "$ROWS"
     if [ -n "$SLUICE_RPS" ] && [ -n "$DIRECT_RPS" ]; then
         echo
         awk -v a="$SLUICE_RPS" -v b="$DIRECT_RPS" 'BEGIN { if (b > 0) printf "sluice / direct (requests/s): %.2f\n", a / b }'

@@ -4,42 +4,20 @@
 -- validated as the declarative loader does, through sluice.schema.plugins
 -- (03-config_spec.lua does the same through `sluice config parse`).
 
-local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
--- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
--- runtime maps them
-if not package.searchpath("kong.plugins.aws-lambda.schema", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+ps.map_plugins("kong.plugins.aws-lambda.schema")
 
 
 local schema_def = require "kong.plugins.aws-lambda.schema"
-local sub = assert(plugins_schema.load("aws-lambda", schema_def))
 
 
 -- Kong's helpers.validate_plugin_config_schema: the row, or nil and the
 -- error fields.
 local function v(config)
-  local out, err_t = plugins_schema.validate(sub, { name = "aws-lambda",
-                                                    config = config })
-  if not out then
-    return nil, err_t.fields
-  end
-  return out
+  local row, fields = ps.validate(config, schema_def)
+  return row, fields
 end
 
 

@@ -14,21 +14,8 @@ local re = require "sluice.ngx.re"
 
 -- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
 -- runtime maps them
-if not package.searchpath("kong.plugins.aws-lambda.util", package.path) then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+local plugin_schema = require "spec.internal.plugin_schema"
+plugin_schema.map_plugins("kong.plugins.aws-lambda.util")
 
 
 local saved_ngx, saved_kong = _G.ngx, _G.kong

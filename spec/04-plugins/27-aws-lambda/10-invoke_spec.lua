@@ -11,25 +11,17 @@
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local mf = require "spec.internal.mock_faas"
-local fh = require "spec.04-plugins.28-openwhisk.faas_helpers"
+local fh = require "spec.internal.faas_plugins"
 
 
 local AWS = mf.AWS
 local NONE = {}  -- a route() config value that removes the key
 local LAMBDA_HOST = "lambda.us-east-1.amazonaws.com"
-
-
-local function b64(s)
-  return require("sluice.ngx.crypto").encode_base64(s)
-end
-
-local function unb64(s)
-  return require("sluice.ngx.crypto").decode_base64(s)
-end
+local b64, unb64 = fh.b64, fh.unb64
 
 
 describe("Plugin: aws-lambda (Invoke API)", function()
-  local plain, tls, client
+  local plain, tls
   local down_port, silent
 
   lazy_setup(function()
@@ -136,46 +128,15 @@ describe("Plugin: aws-lambda (Invoke API)", function()
     }))
   end)
 
-  lazy_teardown(function()
-    helpers.stop_kong()
-    for _, m in ipairs({ plain, tls }) do
-      m.stop()
-    end
-    if silent then
-      silent.stop()
-    end
-  end)
-
-  before_each(function()
-    client = helpers.proxy_client(10000)
-    plain.clear()
-  end)
-
-  after_each(function()
-    if client then
-      client:close()
-    end
-  end)
-
-
-  local function call(name, opts)
-    opts = opts or {}
-    local headers = opts.headers or {}
-    headers["Host"] = name .. ".aws-lambda.test"
-    return assert(client:send({
-      method = opts.method or "GET",
-      path = opts.path or "/",
-      query = opts.query,
-      headers = headers,
-      body = opts.body,
-    }))
-  end
+  local gw = fh.gateway({
+    plugin = "aws-lambda",
+    stop = function() return { plain, tls, silent } end,
+    clear = function() return plain end,
+  })
+  local call = gw.call
 
   local function json(res, status)
-    local body = assert.res_status(status or 200, res)
-    local ok, t = pcall(cjson.decode, body)
-    assert(ok, "not JSON: " .. tostring(body))
-    return t
+    return fh.json(res, status or 200)
   end
 
   -- the one request the plain mock recorded since before_each

@@ -14,6 +14,7 @@ local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local mf = require "spec.internal.mock_faas"
 local util = require "spec.internal.util"
+local fh = require "spec.internal.faas_plugins"
 
 
 local AWS = mf.AWS
@@ -32,11 +33,7 @@ local NONE = {}  -- a start() config value that removes the key
 
 
 local function tmpdir(tag)
-  util.init_run_dir()
-  local dir = util.RUN_DIR .. "/aws-lambda-" .. tag .. "-"
-              .. util.next_id("aws-lambda-dir")
-  util.mkdir(dir)
-  return dir
+  return fh.tmpdir("aws-lambda-" .. tag)
 end
 
 

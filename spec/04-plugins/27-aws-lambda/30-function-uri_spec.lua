@@ -10,9 +10,8 @@
 -- (502) platform.
 
 local helpers = require "spec.helpers"
-local cjson = require "cjson"
 local mf = require "spec.internal.mock_faas"
-local fh = require "spec.04-plugins.28-openwhisk.faas_helpers"
+local fh = require "spec.internal.faas_plugins"
 
 
 local AWS = mf.AWS
@@ -20,7 +19,7 @@ local API_KEY = "sluice-spec-api-key"
 
 
 describe("Plugin: aws-lambda (function_uri)", function()
-  local fn, tls, rogue, client, down_port
+  local fn, tls, rogue, down_port
 
   lazy_setup(function()
     fn = assert(mf.start({ platform = "lambda-url", api_key = API_KEY,
@@ -83,33 +82,13 @@ describe("Plugin: aws-lambda (function_uri)", function()
     }))
   end)
 
-  lazy_teardown(function()
-    helpers.stop_kong()
-    for _, m in ipairs({ fn, tls, rogue }) do
-      m.stop()
-    end
-  end)
-
-  before_each(function()
-    client = helpers.proxy_client(10000)
-  end)
-
-  after_each(function()
-    if client then
-      client:close()
-    end
-  end)
-
-
-  local function send(opts)
-    return assert(client:send(opts))
-  end
+  local gw = fh.gateway({
+    stop = function() return { fn, tls, rogue } end,
+  })
+  local send = gw.send
 
   local function json(res, status)
-    local body = assert.res_status(status or 200, res)
-    local ok, t = pcall(cjson.decode, body)
-    assert(ok, "not JSON: " .. tostring(body))
-    return t
+    return fh.json(res, status or 200)
   end
 
 

@@ -3,43 +3,13 @@
 -- luajit: rows are validated as the declarative loader does, through
 -- sluice.schema.plugins.
 
-local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
--- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
--- runtime maps them
-if not package.searchpath("kong.plugins.openwhisk.schema", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+ps.map_plugins("kong.plugins.openwhisk.schema")
 
 
--- the row, or nil and the error fields and the whole error table
-local function v(config, schema_def, extra)
-  local sub, err = plugins_schema.load(schema_def.name, schema_def)
-  assert(sub, err)
-  local row = { name = schema_def.name, config = config }
-  for k, x in pairs(extra or {}) do
-    row[k] = x
-  end
-  local out, err_t = plugins_schema.validate(sub, row)
-  if not out then
-    return nil, err_t.fields, err_t
-  end
-  return out
-end
+local v = ps.validate
 
 
 local DEFAULTS = {
@@ -52,32 +22,11 @@ local DEFAULTS = {
 }
 
 
-local function with_defaults(t)
-  local out = {}
-  for k, x in pairs(DEFAULTS) do
-    out[k] = x
-  end
-  for k, x in pairs(t) do
-    out[k] = x
-  end
-  return out
-end
-
-
 local MIN = { host = "openwhisk.test", path = "/api/v1/namespaces/guest",
               action = "hello" }
 
 
-local function min(extra)
-  local out = {}
-  for k, x in pairs(MIN) do
-    out[k] = x
-  end
-  for k, x in pairs(extra or {}) do
-    out[k] = x
-  end
-  return out
-end
+local min, full = ps.builders(MIN, DEFAULTS)
 
 
 describe("Plugin: openwhisk (schema)", function()
@@ -87,6 +36,10 @@ describe("Plugin: openwhisk (schema)", function()
     schema = require "kong.plugins.openwhisk.schema"
   end)
 
+  local function get_schema()
+    return schema
+  end
+
   it("is named after the plugin", function()
     assert.equal("openwhisk", schema.name)
   end)
@@ -94,7 +47,7 @@ describe("Plugin: openwhisk (schema)", function()
   it("fills Kong's defaults", function()
     local row, err = v(min(), schema)
     assert.is_nil(err)
-    assert.same(with_defaults(MIN), row.config)
+    assert.same(full(), row.config)
     table.sort(row.protocols)
     assert.same({ "grpc", "grpcs", "http", "https" }, row.protocols)
   end)
@@ -105,29 +58,22 @@ describe("Plugin: openwhisk (schema)", function()
       min({ timeout = 1000, keepalive = 0, service_token = "uuid:key",
             port = 3233, https = false, https_verify = true,
             result = false }),
-      with_defaults(min({ timeout = 1000, keepalive = 0,
-                          service_token = "uuid:key", port = 3233,
-                          https = false, https_verify = true,
-                          result = false })) },
+      full({ timeout = 1000, keepalive = 0, service_token = "uuid:key",
+             port = 3233, https = false, https_verify = true,
+             result = false }) },
     { "a packaged action", min({ action = "pkg/hello" }),
-      with_defaults(min({ action = "pkg/hello" })) },
+      full({ action = "pkg/hello" }) },
     { "an action name with @, dots, dashes and inner spaces",
       min({ action = "my act.v-1@x" }),
-      with_defaults(min({ action = "my act.v-1@x" })) },
+      full({ action = "my act.v-1@x" }) },
     { "a one-letter action", min({ action = "a" }),
-      with_defaults(min({ action = "a" })) },
+      full({ action = "a" }) },
     { "an IP host", min({ host = "127.0.0.1" }),
-      with_defaults(min({ host = "127.0.0.1" })) },
+      full({ host = "127.0.0.1" }) },
     { "a path without its leading slash", min({ path = "api/v1/x" }),
-      with_defaults(min({ path = "api/v1/x" })) },
+      full({ path = "api/v1/x" }) },
   }
-  for _, c in ipairs(valid) do
-    it("accepts " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(err)
-      assert.same(c[3], row.config)
-    end)
-  end
+  ps.it_accepts(it, valid, get_schema)
 
   -- { what, config, expected error fields }
   local invalid = {
@@ -162,19 +108,7 @@ describe("Plugin: openwhisk (schema)", function()
     { "an unknown field", min({ methods = { "GET" } }),
       { config = { methods = "unknown field" } } },
   }
-  for _, c in ipairs(invalid) do
-    it("rejects " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(row)
-      assert.same(c[3], err)
-    end)
-  end
+  ps.it_rejects(it, invalid, get_schema)
 
-  it("rejects non-http protocols (typedefs.protocols_http)", function()
-    local row, err = v(min(), schema, { protocols = { "tcp" } })
-    assert.is_nil(row)
-    assert.same({
-      protocols = { "expected one of: grpc, grpcs, http, https" },
-    }, err)
-  end)
+  ps.it_http_only(it, min(), get_schema)
 end)

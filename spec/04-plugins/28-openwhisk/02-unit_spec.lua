@@ -6,22 +6,10 @@
 local cjson = require "cjson"
 
 
-if not package.searchpath("kong.plugins.openwhisk.params", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+-- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
+-- runtime maps them
+local plugin_schema = require "spec.internal.plugin_schema"
+plugin_schema.map_plugins("kong.plugins.openwhisk.params")
 
 
 -- the handler captures ngx at load: the request-independent shim parts

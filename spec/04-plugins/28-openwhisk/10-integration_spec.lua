@@ -10,7 +10,7 @@
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local mf = require "spec.internal.mock_faas"
-local fh = require "spec.04-plugins.28-openwhisk.faas_helpers"
+local fh = require "spec.internal.faas_plugins"
 
 
 local TOKEN = "mock-uuid:mock-key"
@@ -21,20 +21,12 @@ local VIA = "kong/" .. require("kong.meta").version
 
 -- The plugin calls out through cosockets; until they exist its requests
 -- fail, so the cases that need them wait.
-local HAS_COSOCKETS = helpers.file.exists(helpers.ROOT
-                                          .. "/lua/sluice/ngx/socket.lua")
-local it_io = HAS_COSOCKETS and it or function(name)
-  pending("WAITS: cosockets (lua/sluice/ngx/socket.lua): " .. name)
-end
-
-
-local function b64(s)
-  return require("sluice.ngx.crypto").encode_base64(s)
-end
+local it_io = fh.it_io()
+local b64 = fh.b64
 
 
 describe("Plugin: openwhisk (access)", function()
-  local plain, tls, rogue, broken, silent, client
+  local plain, tls, rogue, broken, silent
   local down_port
 
   lazy_setup(function()
@@ -99,41 +91,13 @@ describe("Plugin: openwhisk (access)", function()
     }))
   end)
 
-  lazy_teardown(function()
-    helpers.stop_kong()
-    for _, m in ipairs({ plain, tls, rogue, broken }) do
-      m.stop()
-    end
-    if silent then
-      silent.stop()
-    end
-  end)
-
-  before_each(function()
-    client = helpers.proxy_client(10000)
-    plain.clear()
-  end)
-
-  after_each(function()
-    if client then
-      client:close()
-      client = nil
-    end
-  end)
-
-
-  local function post(name, opts)
-    opts = opts or {}
-    local headers = opts.headers or {}
-    headers.Host = name .. ".openwhisk.test"
-    return assert(client:send({
-      method = opts.method or "POST",
-      path = opts.path or "/",
-      query = opts.query,
-      headers = headers,
-      body = opts.body,
-    }))
-  end
+  local gw = fh.gateway({
+    plugin = "openwhisk",
+    method = "POST",
+    stop = function() return { plain, tls, rogue, broken, silent } end,
+    clear = function() return plain end,
+  })
+  local post = gw.call
 
 
   describe("the README walk-through (hello)", function()

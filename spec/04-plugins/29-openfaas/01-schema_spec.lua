@@ -3,43 +3,13 @@
 -- luajit: rows are validated as the declarative loader does, through
 -- sluice.schema.plugins.
 
-local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
--- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
--- runtime maps them
-if not package.searchpath("kong.plugins.openfaas.schema", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+ps.map_plugins("kong.plugins.openfaas.schema")
 
 
--- the row, or nil and the error fields and the whole error table
-local function v(config, schema_def, extra)
-  local sub, err = plugins_schema.load(schema_def.name, schema_def)
-  assert(sub, err)
-  local row = { name = schema_def.name, config = config }
-  for k, x in pairs(extra or {}) do
-    row[k] = x
-  end
-  local out, err_t = plugins_schema.validate(sub, row)
-  if not out then
-    return nil, err_t.fields, err_t
-  end
-  return out
-end
+local v = ps.validate
 
 
 local DEFAULTS = {
@@ -58,26 +28,7 @@ local DEFAULTS = {
 local MIN = { host = "gateway.openfaas.test", function_name = "echo" }
 
 
-local function merge(a, b)
-  local out = {}
-  for k, x in pairs(a) do
-    out[k] = x
-  end
-  for k, x in pairs(b or {}) do
-    out[k] = x
-  end
-  return out
-end
-
-
-local function min(extra)
-  return merge(MIN, extra)
-end
-
-
-local function full(extra)
-  return merge(DEFAULTS, min(extra))
-end
+local min, full = ps.builders(MIN, DEFAULTS)
 
 
 describe("Plugin: openfaas (schema)", function()
@@ -86,6 +37,10 @@ describe("Plugin: openfaas (schema)", function()
   lazy_setup(function()
     schema = require "kong.plugins.openfaas.schema"
   end)
+
+  local function get_schema()
+    return schema
+  end
 
   it("is named after the plugin", function()
     assert.equal("openfaas", schema.name)
@@ -124,15 +79,9 @@ describe("Plugin: openfaas (schema)", function()
       full({ forward_path = false, forward_query = false,
              forward_headers = false }) },
   }
-  for _, c in ipairs(valid) do
-    it("accepts " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(err)
-      assert.same(c[3], row.config)
-    end)
-  end
+  ps.it_accepts(it, valid, get_schema)
 
-  -- { what, config, expected error fields }
+  -- { what, config, expected error fields (or a check of them) }
   local invalid = {
     { "no config", {},
       { config = { host = "required field missing",
@@ -149,7 +98,9 @@ describe("Plugin: openfaas (schema)", function()
                    async = "value must be true" } } },
     { "a callback that is not a URL",
       min({ async = true, callback_url = "not a url" }),
-      nil },
+      function(err)
+        assert.is_string(err.config.callback_url)
+      end },
     { "basic auth and a bearer token",
       min({ basic_auth = { username = "a", password = "b" },
             bearer_token = "t" }),
@@ -166,23 +117,7 @@ describe("Plugin: openfaas (schema)", function()
     { "an unknown field", min({ gateway = "x" }),
       { config = { gateway = "unknown field" } } },
   }
-  for _, c in ipairs(invalid) do
-    it("rejects " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(row)
-      if c[3] then
-        assert.same(c[3], err)
-      else
-        assert.is_string(err.config.callback_url)
-      end
-    end)
-  end
+  ps.it_rejects(it, invalid, get_schema)
 
-  it("rejects non-http protocols (typedefs.protocols_http)", function()
-    local row, err = v(min(), schema, { protocols = { "tcp" } })
-    assert.is_nil(row)
-    assert.same({
-      protocols = { "expected one of: grpc, grpcs, http, https" },
-    }, err)
-  end)
+  ps.it_http_only(it, min(), get_schema)
 end)

@@ -2,22 +2,10 @@
 -- the headers of the platform request (X-Forwarded-*, credentials, the
 -- callback URL and a client's X-Callback-Url).
 
-if not package.searchpath("kong.plugins.openfaas.handler", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+-- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
+-- runtime maps them
+local plugin_schema = require "spec.internal.plugin_schema"
+plugin_schema.map_plugins("kong.plugins.openfaas.handler")
 
 
 local crypto = require "sluice.ngx.crypto"

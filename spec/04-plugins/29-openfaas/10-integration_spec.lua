@@ -9,7 +9,7 @@
 local helpers = require "spec.helpers"
 local cjson = require "cjson"
 local mf = require "spec.internal.mock_faas"
-local fh = require "spec.04-plugins.28-openwhisk.faas_helpers"
+local fh = require "spec.internal.faas_plugins"
 
 
 local FAAS_HOST = "faas.test"
@@ -18,20 +18,12 @@ local BASIC = "admin:s3cr3t"
 local BEARER = "bearer-token-1"
 
 
-local HAS_COSOCKETS = helpers.file.exists(helpers.ROOT
-                                          .. "/lua/sluice/ngx/socket.lua")
-local it_io = HAS_COSOCKETS and it or function(name)
-  pending("WAITS: cosockets (lua/sluice/ngx/socket.lua): " .. name)
-end
-
-
-local function b64(s)
-  return require("sluice.ngx.crypto").encode_base64(s)
-end
+local it_io = fh.it_io()
+local b64 = fh.b64
 
 
 describe("Plugin: openfaas (access)", function()
-  local plain, tls, rogue, basic, bearer, sink, truncated, client
+  local plain, tls, rogue, basic, bearer, sink, truncated
   local down_port
 
   lazy_setup(function()
@@ -98,40 +90,14 @@ describe("Plugin: openfaas (access)", function()
     }))
   end)
 
-  lazy_teardown(function()
-    helpers.stop_kong()
-    for _, m in ipairs({ plain, tls, rogue, basic, bearer, sink }) do
-      m.stop()
-    end
-    if truncated then
-      truncated.stop()
-    end
-  end)
-
-  before_each(function()
-    client = helpers.proxy_client(10000)
-    plain.clear()
-  end)
-
-  after_each(function()
-    if client then
-      client:close()
-      client = nil
-    end
-  end)
-
-
-  local function call(name, opts)
-    opts = opts or {}
-    local headers = opts.headers or {}
-    headers.Host = name .. ".openfaas.test"
-    return assert(client:send({
-      method = opts.method or "GET",
-      path = opts.path or "/",
-      headers = headers,
-      body = opts.body,
-    }))
-  end
+  local gw = fh.gateway({
+    plugin = "openfaas",
+    stop = function()
+      return { plain, tls, rogue, basic, bearer, sink, truncated }
+    end,
+    clear = function() return plain end,
+  })
+  local call = gw.call
 
 
   describe("a synchronous call", function()

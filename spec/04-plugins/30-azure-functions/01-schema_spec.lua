@@ -4,43 +4,13 @@
 -- luajit: rows are validated as the declarative loader does, through
 -- sluice.schema.plugins.
 
-local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
--- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
--- runtime maps them
-if not package.searchpath("kong.plugins.azure-functions.schema", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+ps.map_plugins("kong.plugins.azure-functions.schema")
 
 
--- the row, or nil and the error fields and the whole error table
-local function v(config, schema_def, extra)
-  local sub, err = plugins_schema.load(schema_def.name, schema_def)
-  assert(sub, err)
-  local row = { name = schema_def.name, config = config }
-  for k, x in pairs(extra or {}) do
-    row[k] = x
-  end
-  local out, err_t = plugins_schema.validate(sub, row)
-  if not out then
-    return nil, err_t.fields, err_t
-  end
-  return out
-end
+local v = ps.validate
 
 
 local DEFAULTS = {
@@ -57,26 +27,7 @@ local DEFAULTS = {
 local MIN = { appname = "myapp", functionname = "HttpTrigger" }
 
 
-local function merge(a, b)
-  local out = {}
-  for k, x in pairs(a) do
-    out[k] = x
-  end
-  for k, x in pairs(b or {}) do
-    out[k] = x
-  end
-  return out
-end
-
-
-local function min(extra)
-  return merge(MIN, extra)
-end
-
-
-local function full(extra)
-  return merge(DEFAULTS, min(extra))
-end
+local min, full = ps.builders(MIN, DEFAULTS)
 
 
 describe("Plugin: azure-functions (schema)", function()
@@ -85,6 +36,10 @@ describe("Plugin: azure-functions (schema)", function()
   lazy_setup(function()
     schema = require "kong.plugins.azure-functions.schema"
   end)
+
+  local function get_schema()
+    return schema
+  end
 
   it("is named after the plugin", function()
     assert.equal("azure-functions", schema.name)
@@ -118,13 +73,7 @@ describe("Plugin: azure-functions (schema)", function()
       min({ routeprefix = "/api/", functionname = "/fn/" }),
       full({ routeprefix = "/api/", functionname = "/fn/" }) },
   }
-  for _, c in ipairs(valid) do
-    it("accepts " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(err)
-      assert.same(c[3], row.config)
-    end)
-  end
+  ps.it_accepts(it, valid, get_schema)
 
   -- { what, config, expected error fields }
   local invalid = {
@@ -146,13 +95,7 @@ describe("Plugin: azure-functions (schema)", function()
     { "an unknown field", min({ path = "/x" }),
       { config = { path = "unknown field" } } },
   }
-  for _, c in ipairs(invalid) do
-    it("rejects " .. c[1], function()
-      local row, err = v(c[2], schema)
-      assert.is_nil(row)
-      assert.same(c[3], err)
-    end)
-  end
+  ps.it_rejects(it, invalid, get_schema)
 
   it("accepts tcp-family protocols as Kong does (typedefs.protocols)",
      function()

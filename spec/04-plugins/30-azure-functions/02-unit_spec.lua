@@ -4,23 +4,10 @@
 -- relayed from the platform, the Via switch and the function URL built
 -- from a config (Kong's slash trimming).
 
-if not package.searchpath("kong.plugins.azure-functions.handler",
-                          package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+-- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
+-- runtime maps them
+local plugin_schema = require "spec.internal.plugin_schema"
+plugin_schema.map_plugins("kong.plugins.azure-functions.handler")
 
 
 -- the modules capture `kong` and `ngx` when they load

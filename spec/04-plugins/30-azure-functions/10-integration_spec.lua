@@ -9,7 +9,7 @@
 
 local helpers = require "spec.helpers"
 local mf = require "spec.internal.mock_faas"
-local fh = require "spec.04-plugins.28-openwhisk.faas_helpers"
+local fh = require "spec.internal.faas_plugins"
 
 
 local APP = "myapp"
@@ -19,15 +19,11 @@ local KEY = "mock-function-key"
 local VIA_SUFFIX = "1.1 kong/" .. require("kong.meta").version
 
 
-local HAS_COSOCKETS = helpers.file.exists(helpers.ROOT
-                                          .. "/lua/sluice/ngx/socket.lua")
-local it_io = HAS_COSOCKETS and it or function(name)
-  pending("WAITS: cosockets (lua/sluice/ngx/socket.lua): " .. name)
-end
+local it_io = fh.it_io()
 
 
 describe("Plugin: azure-functions (access)", function()
-  local plain, tls, rogue, client
+  local plain, tls, rogue
   local down_port
 
   lazy_setup(function()
@@ -81,37 +77,12 @@ describe("Plugin: azure-functions (access)", function()
     }))
   end)
 
-  lazy_teardown(function()
-    helpers.stop_kong()
-    for _, m in ipairs({ plain, tls, rogue }) do
-      m.stop()
-    end
-  end)
-
-  before_each(function()
-    client = helpers.proxy_client(10000)
-    plain.clear()
-  end)
-
-  after_each(function()
-    if client then
-      client:close()
-      client = nil
-    end
-  end)
-
-
-  local function call(name, opts)
-    opts = opts or {}
-    local headers = opts.headers or {}
-    headers.Host = name .. ".azure-functions.test"
-    return assert(client:send({
-      method = opts.method or "GET",
-      path = opts.path or "/",
-      headers = headers,
-      body = opts.body,
-    }))
-  end
+  local gw = fh.gateway({
+    plugin = "azure-functions",
+    stop = function() return { plain, tls, rogue } end,
+    clear = function() return plain end,
+  })
+  local call = gw.call
 
 
   describe("the request to the function", function()

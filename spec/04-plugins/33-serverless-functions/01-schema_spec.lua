@@ -5,27 +5,10 @@
 -- plugin rows are validated as the declarative loader does, through
 -- sluice.schema.plugins.
 
-local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
--- kong.plugins.<name>.<module> -> plugins/<name>/<module>.lua, as the
--- runtime maps them
-if not package.searchpath("kong.plugins.pre-function.schema", package.path)
-then
-  table.insert(package.loaders, 2, function(name)
-    local plugin, mod = name:match("^kong%.plugins%.([^.]+)%.(.+)$")
-    if not plugin then
-      return nil
-    end
-    local path = "plugins/" .. plugin .. "/" .. mod:gsub("%.", "/") .. ".lua"
-    local f = io.open(path)
-    if not f then
-      return "\n\tno file '" .. path .. "'"
-    end
-    f:close()
-    return assert(loadfile(path))
-  end)
-end
+ps.map_plugins("kong.plugins.pre-function.schema")
 
 -- until lua/kong/db/schema/typedefs.lua lands, the two typedefs used here
 if not package.searchpath("kong.db.schema.typedefs", package.path) then
@@ -61,21 +44,7 @@ local mock_fn_invalid_return = 'return "hello-world"'
 local mock_fn_runs = '_G.serverless_schema_ran = true'
 
 
--- Kong's helpers.validate_plugin_config_schema: the row, or nil and the
--- error fields.
-local function v(config, schema_def, extra)
-  local sub, err = plugins_schema.load(schema_def.name, schema_def)
-  assert(sub, err)
-  local row = { name = schema_def.name, config = config }
-  for k, x in pairs(extra or {}) do
-    row[k] = x
-  end
-  local out, err_t = plugins_schema.validate(sub, row)
-  if not out then
-    return nil, err_t.fields, err_t
-  end
-  return out
-end
+local v = ps.validate
 
 
 for _, plugin_name in ipairs({ "pre-function", "post-function" }) do

@@ -4,6 +4,7 @@
 -- sluice.schema.plugins.
 
 local plugins_schema = require "sluice.schema.plugins"
+local ps = require "spec.internal.plugin_schema"
 
 
 local PLUGIN_DIR = "examples/plugins/jwt-claims/"
@@ -15,19 +16,7 @@ end
 
 -- Kong's helpers.validate_plugin_config_schema: the row, or nil and the
 -- error fields and the whole error table.
-local function v(config, schema_def, extra)
-  local sub, err = plugins_schema.load(schema_def.name, schema_def)
-  assert(sub, err)
-  local row = { name = schema_def.name, config = config }
-  for k, x in pairs(extra or {}) do
-    row[k] = x
-  end
-  local out, err_t = plugins_schema.validate(sub, row)
-  if not out then
-    return nil, err_t.fields, err_t
-  end
-  return out
-end
+local v = ps.validate
 
 
 describe("Plugin: jwt-claims (schema)", function()
