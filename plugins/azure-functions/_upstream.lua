@@ -4,15 +4,20 @@
 --   local upstream = require "kong.plugins.azure-functions._upstream"
 --
 -- - path_suffix(): the request path after the part the route matched;
+--   target_path(base, forward): base with it appended when asked;
 -- - forward_headers(): the client's headers without hop-by-hop ones;
--- - read_body(): the raw request body, or a 413 answer;
+-- - read_body(): the raw request body, or a 413 answer; request_body():
+--   the same, nil when empty on a method that carries none;
+-- - raw_query(): the client's query string, nil when empty;
 -- - call(opts): one HTTP exchange over resty.http (cosockets: the worker
 --   never blocks), returning { status, headers, body } or nil, err;
 -- - fail(what, err): logs and answers 504 on a timeout, else 502, with
 --   Kong's JSON messages;
 -- - relay(status, headers, body, via): answers with the platform's
 --   response, hop-by-hop and framing headers dropped, Via added when
---   kong.conf `headers` has it.
+--   kong.conf `headers` has it;
+-- - invoke(conf, opts, what): call() with conf's connection settings,
+--   then relay() with VIA, or fail().
 
 local http = require "resty.http"
 local meta = require "kong.meta"
@@ -37,6 +42,7 @@ local _M = {}
 
 
 _M.SERVER_TOKENS = meta._SERVER_TOKENS
+_M.VIA = "1.1 " .. meta._SERVER_TOKENS
 
 
 -- RFC 9110 7.6.1 and the list OpenFaaS drops; plus what the gateway sets
@@ -154,6 +160,21 @@ function _M.join_path(base, suffix)
 end
 
 
+--- The path to call: `base`, with the request's path suffix joined when
+-- `forward` (a plugin's forward_path).
+-- @return the path, or nil, err for a suffix with dot segments
+function _M.target_path(base, forward)
+  if not forward then
+    return base
+  end
+  local suffix, err = _M.path_suffix()
+  if not suffix then
+    return nil, err
+  end
+  return _M.join_path(base, suffix)
+end
+
+
 --- The client's request headers (lower-case names, arrays for repeated
 -- ones) minus hop-by-hop ones, those named by Connection, Host,
 -- Content-Length and Expect.
@@ -191,6 +212,35 @@ function _M.read_body()
     return kong.response.error(413, err)
   end
   return body
+end
+
+
+-- methods whose empty body is still sent
+local BODY_METHODS = {
+  POST = true,
+  PUT = true,
+  PATCH = true,
+}
+
+
+--- The body to send for `method`: read_body(), nil when it is empty and
+-- the method is not POST, PUT or PATCH.
+function _M.request_body(method)
+  local body = _M.read_body()
+  if body == "" and not BODY_METHODS[method] then
+    return nil
+  end
+  return body
+end
+
+
+--- The client's raw query string; nil when empty.
+function _M.raw_query()
+  local query = kong.request.get_raw_query()
+  if query == "" then
+    return nil
+  end
+  return query
 end
 
 
@@ -302,6 +352,23 @@ function _M.relay(status, headers, body, via)
     out["Via"] = old and (old .. ", " .. via) or via
   end
   return kong.response.exit(status, body, out)
+end
+
+
+--- One exchange as call(opts), with https, ssl_verify, timeout and
+-- keepalive from the plugin's conf (https, https_verify, timeout,
+-- keepalive); answers with the platform's response (Via: VIA), or as
+-- fail(what, err) does.
+function _M.invoke(conf, opts, what)
+  opts.https = conf.https
+  opts.ssl_verify = conf.https_verify
+  opts.timeout = conf.timeout
+  opts.keepalive = conf.keepalive
+  local res, err = _M.call(opts)
+  if not res then
+    return _M.fail(what, err)
+  end
+  return _M.relay(res.status, res.headers, res.body, _M.VIA)
 end
 
 

@@ -26,9 +26,6 @@ local fmt = string.format
 local match = string.match
 
 
-local VIA = "1.1 " .. upstream.SERVER_TOKENS
-
-
 local Azure = {
   PRIORITY = 749,
   VERSION = require("kong.meta").version,
@@ -60,22 +57,13 @@ end
 
 function Azure:access(conf)
   local target = Azure.target(conf)
-  local path = target.path
-  if conf.forward_path then
-    local suffix, err = upstream.path_suffix()
-    if not suffix then
-      return kong.response.error(400, err)
-    end
-    path = upstream.join_path(path, suffix)
+  local path, err = upstream.target_path(target.path, conf.forward_path)
+  if not path then
+    return kong.response.error(400, err)
   end
 
   local method = kong.request.get_method()
-  local body = upstream.read_body()
-  if body == "" and method ~= "POST" and method ~= "PUT"
-     and method ~= "PATCH"
-  then
-    body = nil
-  end
+  local body = upstream.request_body(method)
 
   local headers = upstream.forward_headers()
   if conf.apikey then
@@ -85,29 +73,15 @@ function Azure:access(conf)
     headers["x-functions-clientid"] = conf.clientid
   end
 
-  local query = kong.request.get_raw_query()
-  if query == "" then
-    query = nil
-  end
-
-  local res, err = upstream.call({
-    https = conf.https,
+  return upstream.invoke(conf, {
     host = target.host,
     port = target.port,
-    ssl_verify = conf.https_verify,
-    timeout = conf.timeout,
-    keepalive = conf.keepalive,
     method = method,
     path = path,
-    query = query,
+    query = upstream.raw_query(),
     headers = headers,
     body = body,
-  })
-  if not res then
-    return upstream.fail(fmt("could not invoke %s:%d%s", target.host,
-                             target.port, path), err)
-  end
-  return upstream.relay(res.status, res.headers, res.body, VIA)
+  }, fmt("could not invoke %s:%d%s", target.host, target.port, path))
 end
 
 

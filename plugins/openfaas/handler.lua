@@ -28,9 +28,6 @@ local fmt = string.format
 local encode_base64 = ngx.encode_base64
 
 
-local VIA = "1.1 " .. upstream.SERVER_TOKENS
-
-
 local OpenFaaS = {
   PRIORITY = 749,
   VERSION = require("kong.meta").version,
@@ -85,22 +82,14 @@ end
 
 
 function OpenFaaS:access(conf)
-  local path = OpenFaaS.function_path(conf)
-  if conf.forward_path then
-    local suffix, err = upstream.path_suffix()
-    if not suffix then
-      return kong.response.error(400, err)
-    end
-    path = upstream.join_path(path, suffix)
+  local path, err = upstream.target_path(OpenFaaS.function_path(conf),
+                                         conf.forward_path)
+  if not path then
+    return kong.response.error(400, err)
   end
 
   local method = kong.request.get_method()
-  local body = upstream.read_body()
-  if body == "" and method ~= "POST" and method ~= "PUT"
-     and method ~= "PATCH"
-  then
-    body = nil
-  end
+  local body = upstream.request_body(method)
 
   local client = conf.forward_headers and upstream.forward_headers()
   local headers = OpenFaaS.build_headers(conf, client, {
@@ -113,32 +102,15 @@ function OpenFaaS:access(conf)
     headers["content-type"] = kong.request.get_header("content-type")
   end
 
-  local query
-  if conf.forward_query then
-    query = kong.request.get_raw_query()
-    if query == "" then
-      query = nil
-    end
-  end
-
-  local res, err = upstream.call({
-    https = conf.https,
+  return upstream.invoke(conf, {
     host = conf.host,
     port = conf.port,
-    ssl_verify = conf.https_verify,
-    timeout = conf.timeout,
-    keepalive = conf.keepalive,
     method = method,
     path = path,
-    query = query,
+    query = conf.forward_query and upstream.raw_query() or nil,
     headers = headers,
     body = body,
-  })
-  if not res then
-    return upstream.fail(fmt("could not invoke %s on %s:%d", path,
-                             conf.host, conf.port), err)
-  end
-  return upstream.relay(res.status, res.headers, res.body, VIA)
+  }, fmt("could not invoke %s on %s:%d", path, conf.host, conf.port))
 end
 
 

@@ -21,6 +21,7 @@ local validate = require "sluice.schema.validate"
 local uuid = require "sluice.uuid"
 local errors = require "sluice.admin.errors"
 local crypto = require "sluice.ngx.crypto"
+local declarative = require "sluice.declarative"
 
 
 local type = type
@@ -35,7 +36,6 @@ local setmetatable = setmetatable
 local getmetatable = getmetatable
 local fmt = string.format
 local match = string.match
-local gsub = string.gsub
 local sub = string.sub
 local find = string.find
 local concat = table.concat
@@ -167,36 +167,6 @@ local function regex_ctx()
 end
 
 
---- Kong's url shorthand of services: protocol, host, port, path.
-local function parse_url(url)
-  local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
-  if not scheme then
-    rest = url
-  end
-  local authority, path = match(rest, "^([^/?#]*)(.*)$")
-  path = match(path, "^([^?#]*)")
-  authority = gsub(authority, "^.*@", "")
-  local host, port
-  if sub(authority, 1, 1) == "[" then
-    host, port = match(authority, "^(%[[^%]]*%]):?(%d*)$")
-  else
-    host, port = match(authority, "^([^:]*):?(%d*)$")
-  end
-  port = tonumber(port)
-  local protocol = scheme or (port == 443 and "https" or "http")
-  if not port then
-    port = protocol == "https" and 443 or 80
-  end
-  return {
-    protocol = protocol,
-    host = (host and host ~= "") and host or NULL,
-    port = port,
-    path = (path and path ~= "") and path or NULL,
-  }
-end
-_M.parse_url = parse_url
-
-
 local function expand_url(def, input)
   if def.name ~= "services" or input.url == nil then
     return nil
@@ -209,7 +179,7 @@ local function expand_url(def, input)
   if type(url) ~= "string" then
     return { url = validate.ERRORS.STRING }
   end
-  local parts = parse_url(url)
+  local parts = declarative.parse_url(url, NULL)
   for k, v in pairs(parts) do
     input[k] = v
   end

@@ -191,6 +191,15 @@ local function not_found()
 end
 
 
+-- answers a failed lookup or write: 404 for "not found", else Kong's error
+local function fail(err_t)
+  if err_t == "not found" then
+    return not_found()
+  end
+  return errors.exit(err_t)
+end
+
+
 local function escape(s)
   return ngx_args.escape_uri(tostring(s))
 end
@@ -217,9 +226,29 @@ local function page_body(def, rows, offset, path, q)
 end
 
 
--- an entity of `def` as named by the path parameter
-local function select_param(src, def, self)
-  return dao.select(src, def, self.params[def.name])
+-- the entity of `def` that `key` names: the row, or nil and the error
+-- ("not found" when there is none)
+local function existing(src, def, key)
+  local row, err_t = dao.select(src, def, key)
+  if err_t then
+    return nil, err_t
+  end
+  if not row then
+    return nil, "not found"
+  end
+  return row
+end
+
+
+-- an entity of `def` as named by the path parameter, as existing()
+local function param_row(src, def, self)
+  return existing(src, def, self.params[def.name])
+end
+
+
+-- the parent entity a nested path names, as existing()
+local function path_parent(src, parent_def, self)
+  return existing(src, parent_def, self.params[parent_def.name])
 end
 
 
@@ -262,12 +291,9 @@ local function create(self, def, fk_field, parent_def, parent_key)
   local row, err_t = _M.write(self, function(s)
     local input = post
     if parent_def then
-      local parent, perr_t = dao.select(s, parent_def, parent_key)
-      if perr_t then
-        return nil, perr_t
-      end
+      local parent, perr_t = existing(s, parent_def, parent_key)
       if not parent then
-        return nil, "not found"
+        return nil, perr_t
       end
       input = validate.deep_copy(post)
       input[fk_field] = { id = parent.id }
@@ -275,10 +301,7 @@ local function create(self, def, fk_field, parent_def, parent_key)
     return dao.insert(s, def, input)
   end)
   if not row then
-    if err_t == "not found" then
-      return not_found()
-    end
-    return errors.exit(err_t)
+    return fail(err_t)
   end
   return json.exit(201, dao.output(def, row))
 end
@@ -296,12 +319,9 @@ end
 
 local function entity_get(def)
   return function(self)
-    local row, err_t = select_param(_M.source(self), def, self)
-    if err_t then
-      return errors.exit(err_t)
-    end
+    local row, err_t = param_row(_M.source(self), def, self)
     if not row then
-      return not_found()
+      return fail(err_t)
     end
     return ok(dao.output(def, row))
   end
@@ -349,11 +369,11 @@ local function update(self, def, key, check, defaults)
     return unsupported(def, "update", key)
   end
   local row, err_t = _M.write(self, function(s)
-    local old, serr_t = dao.select(s, def, key)
-    if serr_t then
+    local old, serr_t = existing(s, def, key)
+    if not old then
       return nil, serr_t
     end
-    if not old or (check and not check(s, old)) then
+    if check and not check(s, old) then
       return nil, "not found"
     end
     local post = body_args(self, def, old)
@@ -368,10 +388,7 @@ local function update(self, def, key, check, defaults)
     return dao.update(s, def, old, post)
   end)
   if not row then
-    if err_t == "not found" then
-      return not_found()
-    end
-    return errors.exit(err_t)
+    return fail(err_t)
   end
   return ok(dao.output(def, row))
 end
@@ -384,39 +401,44 @@ local function entity_patch(def)
 end
 
 
+-- the row a DELETE removes: the row, "absent" when there is none, or nil
+-- and the error ("not found" when `check(src, row)` refuses it)
+local function removable(src, def, key, check)
+  local row, err_t = dao.select(src, def, key)
+  if err_t then
+    return nil, err_t
+  end
+  if not row then
+    return "absent"
+  end
+  if check and not check(src, row) then
+    return nil, "not found"
+  end
+  return row
+end
+
+
 -- DELETE; 204 also when absent, as Kong
 local function remove(self, def, key, check)
   if is_dbless(self) then
-    local row, err_t = dao.select(_M.source(self), def, key)
-    if err_t then
-      return errors.exit(err_t)
-    end
+    local row, err_t = removable(_M.source(self), def, key, check)
     if not row then
-      return json.exit(204)
+      return fail(err_t)
     end
-    if check and not check(_M.source(self), row) then
-      return not_found()
+    if row == "absent" then
+      return json.exit(204)
     end
     return unsupported(def, "remove", key)
   end
   local done, err_t = _M.write(self, function(s)
-    local row, serr_t = dao.select(s, def, key)
-    if serr_t then
-      return nil, serr_t
-    end
-    if not row then
-      return "absent"
-    end
-    if check and not check(s, row) then
-      return nil, "not found"
+    local row, serr_t = removable(s, def, key, check)
+    if not row or row == "absent" then
+      return row, serr_t
     end
     return dao.delete(s, def, row)
   end)
   if not done then
-    if err_t == "not found" then
-      return not_found()
-    end
-    return errors.exit(err_t)
+    return fail(err_t)
   end
   return json.exit(204)
 end
@@ -432,24 +454,32 @@ end
 -- ------------------------------------------------------------------------
 -- the entity a foreign key points to: /routes/:routes/service
 
+-- the id the foreign key `f` of the entity the path names holds, and that
+-- entity; or nil and the error ("not found" when either is absent)
+local function foreign_id(src, def, f, self)
+  local row, err_t = param_row(src, def, self)
+  if not row then
+    return nil, err_t
+  end
+  local id = dao.fk_id(row, f.field)
+  if not id then
+    return nil, "not found"
+  end
+  return id, row
+end
+
+
 local function foreign_get(def, f, parent_def)
   return function(self)
     local src = _M.source(self)
-    local row, err_t = select_param(src, def, self)
-    if err_t then
-      return errors.exit(err_t)
-    end
-    local id = row and dao.fk_id(row, f.field)
+    local id, err_t = foreign_id(src, def, f, self)
     if not id then
-      return not_found()
+      return fail(err_t)
     end
     local parent
-    parent, err_t = dao.select(src, parent_def, id)
-    if err_t then
-      return errors.exit(err_t)
-    end
+    parent, err_t = existing(src, parent_def, id)
     if not parent then
-      return not_found()
+      return fail(err_t)
     end
     return ok(dao.output(parent_def, parent))
   end
@@ -463,12 +493,9 @@ local function foreign_put(def, f, parent_def)
       return unsupported(parent_def, "create or update")
     end
     local out, err_t = _M.write(self, function(s)
-      local row, serr_t = select_param(s, def, self)
-      if serr_t then
-        return nil, serr_t
-      end
+      local row, serr_t = param_row(s, def, self)
       if not row then
-        return nil, "not found"
+        return nil, serr_t
       end
       local id = dao.fk_id(row, f.field)
       local associate = id == nil
@@ -487,10 +514,7 @@ local function foreign_put(def, f, parent_def)
       return parent
     end)
     if not out then
-      if err_t == "not found" then
-        return not_found()
-      end
-      return errors.exit(err_t)
+      return fail(err_t)
     end
     return ok(dao.output(parent_def, out))
   end
@@ -503,13 +527,9 @@ local function foreign_patch(def, f, parent_def)
       return unsupported(parent_def, "update")
     end
     local out, err_t = _M.write(self, function(s)
-      local row, serr_t = select_param(s, def, self)
-      if serr_t then
-        return nil, serr_t
-      end
-      local id = row and dao.fk_id(row, f.field)
+      local id, ferr_t = foreign_id(s, def, f, self)
       if not id then
-        return nil, "not found"
+        return nil, ferr_t
       end
       local parent = s:get(parent_def.name, id)
       if not parent then
@@ -519,10 +539,7 @@ local function foreign_patch(def, f, parent_def)
                                                          parent))
     end)
     if not out then
-      if err_t == "not found" then
-        return not_found()
-      end
-      return errors.exit(err_t)
+      return fail(err_t)
     end
     return ok(dao.output(parent_def, out))
   end
@@ -531,12 +548,9 @@ end
 
 local function foreign_delete(def, f)
   return function(self)
-    local row, err_t = select_param(_M.source(self), def, self)
-    if err_t then
-      return errors.exit(err_t)
-    end
-    if not row or not dao.fk_id(row, f.field) then
-      return not_found()
+    local id, err_t = foreign_id(_M.source(self), def, f, self)
+    if not id then
+      return fail(err_t)
     end
     return json.exit(405, errors.METHOD_NOT_ALLOWED)
   end
@@ -549,13 +563,9 @@ end
 local function nested_get(def, f, parent_def, path_fmt)
   return function(self)
     local src = _M.source(self)
-    local key = self.params[parent_def.name]
-    local parent, err_t = dao.select(src, parent_def, key)
-    if err_t then
-      return errors.exit(err_t)
-    end
+    local parent, err_t = path_parent(src, parent_def, self)
     if not parent then
-      return not_found()
+      return fail(err_t)
     end
     local q = self.args.uri
     local rows, offset
@@ -564,6 +574,7 @@ local function nested_get(def, f, parent_def, path_fmt)
     if not rows then
       return errors.exit(err_t)
     end
+    local key = self.params[parent_def.name]
     return ok(page_body(def, rows, offset, fmt(path_fmt, escape(key)), q))
   end
 end
@@ -586,24 +597,30 @@ local function belongs(self, f, parent_def)
 end
 
 
+-- the entity of `def` a nested path names, when it belongs to the parent
+-- the path names; or nil and the error ("not found" when it does not)
+local function nested_row(src, def, f, parent_def, self)
+  local parent, err_t = path_parent(src, parent_def, self)
+  if not parent then
+    return nil, err_t
+  end
+  local row
+  row, err_t = param_row(src, def, self)
+  if not row then
+    return nil, err_t
+  end
+  if dao.fk_id(row, f.field) ~= parent.id then
+    return nil, "not found"
+  end
+  return row
+end
+
+
 local function nested_entity_get(def, f, parent_def)
   return function(self)
-    local src = _M.source(self)
-    local parent, err_t = dao.select(src, parent_def,
-                                     self.params[parent_def.name])
-    if err_t then
-      return errors.exit(err_t)
-    end
-    if not parent then
-      return not_found()
-    end
-    local row
-    row, err_t = select_param(src, def, self)
-    if err_t then
-      return errors.exit(err_t)
-    end
-    if not row or dao.fk_id(row, f.field) ~= parent.id then
-      return not_found()
+    local row, err_t = nested_row(_M.source(self), def, f, parent_def, self)
+    if not row then
+      return fail(err_t)
     end
     return ok(dao.output(def, row))
   end
@@ -614,13 +631,9 @@ local function nested_entity_put(def, f, parent_def)
   return function(self)
     local key = self.params[def.name]
     if not is_dbless(self) then
-      local parent, err_t = dao.select(self.store, parent_def,
-                                       self.params[parent_def.name])
-      if err_t then
-        return errors.exit(err_t)
-      end
+      local parent, err_t = path_parent(self.store, parent_def, self)
       if not parent then
-        return not_found()
+        return fail(err_t)
       end
     end
     return upsert(self, def, key, function(s)
@@ -633,14 +646,9 @@ end
 
 local function nested_entity_patch(def, f, parent_def)
   return function(self)
-    local src = _M.source(self)
-    local parent, err_t = dao.select(src, parent_def,
-                                     self.params[parent_def.name])
-    if err_t then
-      return errors.exit(err_t)
-    end
+    local parent, err_t = path_parent(_M.source(self), parent_def, self)
     if not parent then
-      return not_found()
+      return fail(err_t)
     end
     return update(self, def, self.params[def.name], belongs(self, f,
                   parent_def), { [f.field] = { id = parent.id } })
@@ -650,22 +658,9 @@ end
 
 local function nested_entity_delete(def, f, parent_def)
   return function(self)
-    local src = _M.source(self)
-    local parent, err_t = dao.select(src, parent_def,
-                                     self.params[parent_def.name])
-    if err_t then
-      return errors.exit(err_t)
-    end
-    if not parent then
-      return not_found()
-    end
-    local row
-    row, err_t = select_param(src, def, self)
-    if err_t then
-      return errors.exit(err_t)
-    end
-    if not row or dao.fk_id(row, f.field) ~= parent.id then
-      return not_found()
+    local row, err_t = nested_row(_M.source(self), def, f, parent_def, self)
+    if not row then
+      return fail(err_t)
     end
     return remove(self, def, self.params[def.name], belongs(self, f,
                   parent_def))

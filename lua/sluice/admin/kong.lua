@@ -341,11 +341,22 @@ function _M.schema_plugin(self)
 end
 
 
-function _M.schema_entity(self)
+-- the entity definition the path's db_entity_name names (by name or by
+-- Admin API name); nil after answering 404
+local function entity_def(self)
   local name = self.params.db_entity_name
   local def = dao.get_def(name) or dao.by_api_name(name)
   if not def then
-    return not_found(fmt("No entity named '%s'", tostring(name)))
+    return nil, not_found(fmt("No entity named '%s'", tostring(name)))
+  end
+  return def
+end
+
+
+function _M.schema_entity(self)
+  local def, answered = entity_def(self)
+  if not def then
+    return answered
   end
   return ok(schema_json(def.schema))
 end
@@ -372,10 +383,9 @@ end
 
 
 function _M.validate_entity(self)
-  local name = self.params.db_entity_name
-  local def = dao.get_def(name) or dao.by_api_name(name)
+  local def, answered = entity_def(self)
   if not def then
-    return not_found(fmt("No entity named '%s'", tostring(name)))
+    return answered
   end
   if def.name == "plugins" then
     return _M.validate_plugin(self)

@@ -80,6 +80,8 @@ local UNSIGNABLE = {
 }
 
 local REQUIRED = { "region", "service", "access_key", "secret_key" }
+local BOOLEANS = { "unsigned_payload", "normalize_path",
+                   "content_sha256_header", "session_token_after" }
 
 local NOT_AVAILABLE = "sigv4: the C signer is not available "
                       .. "(sl_ffi_sigv4_sign; run inside sluice)"
@@ -325,34 +327,26 @@ local function prepare(opts, presign)
   end
   r.timestamp = floor(ts)
 
-  local flags = 0
-  local v
-  v, err = opt_bool(opts, "unsigned_payload")
-  if err then
-    return nil, err
+  local b = {}
+  for _, name in ipairs(BOOLEANS) do
+    b[name], err = opt_bool(opts, name)
+    if err then
+      return nil, err
+    end
   end
-  if v then
+  local flags = 0
+  if b.unsigned_payload then
     flags = flags + FLAG_UNSIGNED_PAYLOAD
   end
-  v, err = opt_bool(opts, "normalize_path")
-  if err then
-    return nil, err
-  end
-  if v == false or (v == nil and r.service == "s3") then
+  if b.normalize_path == false
+     or (b.normalize_path == nil and r.service == "s3")
+  then
     flags = flags + FLAG_S3
   end
-  v, err = opt_bool(opts, "content_sha256_header")
-  if err then
-    return nil, err
-  end
-  if v and not presign then
+  if b.content_sha256_header and not presign then
     flags = flags + FLAG_CONTENT_SHA256
   end
-  v, err = opt_bool(opts, "session_token_after")
-  if err then
-    return nil, err
-  end
-  r.token_after = v and r.session_token ~= nil
+  r.token_after = b.session_token_after and r.session_token ~= nil
   if r.token_after then
     flags = flags + FLAG_TOKEN_AFTER
   end
@@ -391,36 +385,25 @@ local function prepare(opts, presign)
                        or (lk == "x-amz-content-sha256" and sha256_hdr)
       if not replaced then
         local signable = not UNSIGNABLE[lk]
-        if type(val) == "table" then
-          local copy = {}
-          for i, x in ipairs(val) do
-            local s = scalar(x)
-            if not s then
-              return nil, "headers: value of '" .. k .. "' must be a "
-                          .. "string or number, got " .. type(x)
-            end
-            copy[i] = s
-            if signable then
-              n = n + 1
-              names[n], values[n] = k, s
-            end
-          end
-          if #copy == 0 then
-            return nil, "headers: value of '" .. k .. "' is empty"
-          end
-          out[k] = copy
-        else
-          local s = scalar(val)
+        -- an array value is a repeated header
+        local list = type(val) == "table" and val or { val }
+        local copy = {}
+        for i, x in ipairs(list) do
+          local s = scalar(x)
           if not s then
-            return nil, "headers: value of '" .. k .. "' must be a string "
-                        .. "or number, got " .. type(val)
+            return nil, "headers: value of '" .. k .. "' must be a "
+                        .. "string or number, got " .. type(x)
           end
-          out[k] = s
+          copy[i] = s
           if signable then
             n = n + 1
             names[n], values[n] = k, s
           end
         end
+        if #copy == 0 then
+          return nil, "headers: value of '" .. k .. "' is empty"
+        end
+        out[k] = list == val and copy or copy[1]
         if lk == "host" then
           has_host = true
         end
@@ -524,6 +507,21 @@ local function run(r)
 end
 
 
+-- prepare() and run(): the signed request `r`, or nil, err
+local function signed(opts, presign)
+  local r, err = prepare(opts, presign)
+  if not r then
+    return nil, err
+  end
+  local ok
+  ok, err = run(r)
+  if not ok then
+    return nil, err
+  end
+  return r
+end
+
+
 -- the canonical request's last line: the payload hash
 local function payload_hash()
   local p, n = cout.creq, tonumber(cout.creq_len)
@@ -564,13 +562,8 @@ end
 -- @treturn string|nil the error, naming the bad field
 -- @usage local h, err = sigv4.sign({ method = "POST", host = ..., ... })
 function _M.sign(opts)
-  local r, err = prepare(opts, false)
+  local r, err = signed(opts, false)
   if not r then
-    return nil, err
-  end
-  local ok
-  ok, err = run(r)
-  if not ok then
     return nil, err
   end
   return finish_headers(r)
@@ -583,13 +576,8 @@ end
 -- @treturn string|nil the error, naming the bad field
 -- @usage local url = sigv4.presign({ host = "b.s3.amazonaws.com", ... })
 function _M.presign(opts)
-  local r, err = prepare(opts, true)
+  local r, err = signed(opts, true)
   if not r then
-    return nil, err
-  end
-  local ok
-  ok, err = run(r)
-  if not ok then
     return nil, err
   end
   return url_of(r, ffi_string(cout.query, cout.query_len))
@@ -604,13 +592,8 @@ end
 -- @treturn string|nil the error
 function _M.debug_sign(opts)
   local presign = type(opts) == "table" and opts.presign == true
-  local r, err = prepare(opts, presign)
+  local r, err = signed(opts, presign)
   if not r then
-    return nil, err
-  end
-  local ok
-  ok, err = run(r)
-  if not ok then
     return nil, err
   end
   local parts = {

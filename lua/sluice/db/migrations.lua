@@ -13,8 +13,10 @@
 -- `log(line)` prints progress (default: nothing).
 
 local type = type
+local pairs = pairs
 local ipairs = ipairs
 local fmt = string.format
+local gsub = string.gsub
 local concat = table.concat
 
 
@@ -28,102 +30,90 @@ local NEW_MIGRATIONS_MSG = "New migrations available; run 'sluice "
   .. "migrations up' to proceed"
 
 
-local SCHEMA_META = {
-  sqlite = [[
-    CREATE TABLE IF NOT EXISTS schema_meta (
-      subsystem   TEXT NOT NULL,
-      name        TEXT NOT NULL,
-      executed_at REAL NOT NULL,
-      PRIMARY KEY (subsystem, name)
-    );
-  ]],
-  postgres = [[
-    CREATE TABLE IF NOT EXISTS schema_meta (
-      subsystem   TEXT NOT NULL,
-      name        TEXT NOT NULL,
-      executed_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
-      PRIMARY KEY (subsystem, name)
-    );
-  ]],
+-- Each engine's column types: the DDL below names them {real}, {bigint}
+-- and {executed_at} (schema_meta's column).
+local TYPES = {
+  sqlite = {
+    real = "REAL",
+    bigint = "INTEGER",
+    executed_at = "REAL NOT NULL",
+  },
+  postgres = {
+    real = "DOUBLE PRECISION",
+    bigint = "BIGINT",
+    executed_at = "TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now()",
+  },
 }
+
+
+-- { sqlite = ddl, postgres = ddl } with each engine's types filled in
+local function per_engine(ddl)
+  local out = {}
+  for engine, types in pairs(TYPES) do
+    out[engine] = (gsub(ddl, "{([%w_]+)}", types))
+  end
+  return out
+end
+
+
+local SCHEMA_META = per_engine([[
+  CREATE TABLE IF NOT EXISTS schema_meta (
+    subsystem   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    executed_at {executed_at},
+    PRIMARY KEY (subsystem, name)
+  );
+]])
+
+
+local function migration(name, ddl)
+  local m = per_engine(ddl)
+  m.name = name
+  return m
+end
 
 
 local MIGRATIONS = {
-  {
-    name = "000_base",
-    sqlite = [[
-      CREATE TABLE IF NOT EXISTS entities (
-        entity      TEXT NOT NULL,
-        id          TEXT NOT NULL,
-        ws          TEXT,
-        created_at  REAL NOT NULL,
-        seq         INTEGER NOT NULL,
-        service_id  TEXT,
-        route_id    TEXT,
-        consumer_id TEXT,
-        data        TEXT NOT NULL,
-        PRIMARY KEY (entity, id)
-      );
-      CREATE TABLE IF NOT EXISTS uniques (
-        entity TEXT NOT NULL,
-        field  TEXT NOT NULL,
-        value  TEXT NOT NULL,
-        id     TEXT NOT NULL,
-        PRIMARY KEY (entity, field, value)
-      );
-      CREATE TABLE IF NOT EXISTS meta (
-        key   TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-      );
-      INSERT INTO meta (key, value) VALUES ('generation', 0)
-        ON CONFLICT DO NOTHING;
-    ]],
-    postgres = [[
-      CREATE TABLE IF NOT EXISTS entities (
-        entity      TEXT NOT NULL,
-        id          TEXT NOT NULL,
-        ws          TEXT,
-        created_at  DOUBLE PRECISION NOT NULL,
-        seq         BIGINT NOT NULL,
-        service_id  TEXT,
-        route_id    TEXT,
-        consumer_id TEXT,
-        data        TEXT NOT NULL,
-        PRIMARY KEY (entity, id)
-      );
-      CREATE TABLE IF NOT EXISTS uniques (
-        entity TEXT NOT NULL,
-        field  TEXT NOT NULL,
-        value  TEXT NOT NULL,
-        id     TEXT NOT NULL,
-        PRIMARY KEY (entity, field, value)
-      );
-      CREATE TABLE IF NOT EXISTS meta (
-        key   TEXT PRIMARY KEY,
-        value BIGINT NOT NULL
-      );
-      INSERT INTO meta (key, value) VALUES ('generation', 0)
-        ON CONFLICT DO NOTHING;
-    ]],
-  },
-  {
-    name = "001_indexes",
-    -- the same text for both engines
-    sqlite = [[
-      CREATE INDEX IF NOT EXISTS entities_order
-        ON entities (entity, created_at, id);
-      CREATE INDEX IF NOT EXISTS entities_seq ON entities (seq);
-      CREATE INDEX IF NOT EXISTS entities_service_id
-        ON entities (entity, service_id);
-      CREATE INDEX IF NOT EXISTS entities_route_id
-        ON entities (entity, route_id);
-      CREATE INDEX IF NOT EXISTS entities_consumer_id
-        ON entities (entity, consumer_id);
-      CREATE INDEX IF NOT EXISTS uniques_row ON uniques (entity, id);
-    ]],
-  },
+  migration("000_base", [[
+    CREATE TABLE IF NOT EXISTS entities (
+      entity      TEXT NOT NULL,
+      id          TEXT NOT NULL,
+      ws          TEXT,
+      created_at  {real} NOT NULL,
+      seq         {bigint} NOT NULL,
+      service_id  TEXT,
+      route_id    TEXT,
+      consumer_id TEXT,
+      data        TEXT NOT NULL,
+      PRIMARY KEY (entity, id)
+    );
+    CREATE TABLE IF NOT EXISTS uniques (
+      entity TEXT NOT NULL,
+      field  TEXT NOT NULL,
+      value  TEXT NOT NULL,
+      id     TEXT NOT NULL,
+      PRIMARY KEY (entity, field, value)
+    );
+    CREATE TABLE IF NOT EXISTS meta (
+      key   TEXT PRIMARY KEY,
+      value {bigint} NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('generation', 0)
+      ON CONFLICT DO NOTHING;
+  ]]),
+  migration("001_indexes", [[
+    CREATE INDEX IF NOT EXISTS entities_order
+      ON entities (entity, created_at, id);
+    CREATE INDEX IF NOT EXISTS entities_seq ON entities (seq);
+    CREATE INDEX IF NOT EXISTS entities_service_id
+      ON entities (entity, service_id);
+    CREATE INDEX IF NOT EXISTS entities_route_id
+      ON entities (entity, route_id);
+    CREATE INDEX IF NOT EXISTS entities_consumer_id
+      ON entities (entity, consumer_id);
+    CREATE INDEX IF NOT EXISTS uniques_row ON uniques (entity, id);
+  ]]),
 }
-MIGRATIONS[2].postgres = MIGRATIONS[2].sqlite
 
 
 local TABLES = { "uniques", "entities", "meta", "schema_meta" }
@@ -217,7 +207,7 @@ local function run(store, names, log)
   for _, n in ipairs(names) do
     want[n] = true
   end
-  return store:tx(function(s)
+  local ok, err = store:tx(function(s)
     local ok, err = ensure_schema(s)
     if not ok then
       return nil, err
@@ -251,6 +241,12 @@ local function run(store, names, log)
     end
     return true
   end)
+  if not ok then
+    return nil, err
+  end
+  log(fmt("%d migrations processed\n%d executed", #names, #names))
+  log("Database is up-to-date")
+  return true
 end
 
 
@@ -272,9 +268,6 @@ function _M.bootstrap(store, log)
   if not ok then
     return nil, err
   end
-  log(fmt("%d migrations processed\n%d executed", #state.pending,
-          #state.pending))
-  log("Database is up-to-date")
   return true, "bootstrapped"
 end
 
@@ -299,9 +292,6 @@ function _M.up(store, log)
   if not ok then
     return nil, err
   end
-  log(fmt("%d migrations processed\n%d executed", #state.pending,
-          #state.pending))
-  log("Database is up-to-date")
   return true, #state.pending
 end
 

@@ -250,6 +250,21 @@ local function rows_of(res)
 end
 
 
+-- `res` when the statement succeeded; else nil, err, sqlstate (res cleared)
+local function succeeded(self, res)
+  if res == nil then
+    return nil, (result_error(self, nil))
+  end
+  local st = lib.PQresultStatus(res)
+  if st ~= PGRES_COMMAND_OK and st ~= PGRES_TUPLES_OK then
+    local err, code = result_error(self, res)
+    lib.PQclear(res)
+    return nil, err, code
+  end
+  return res
+end
+
+
 local function param_text(v)
   local t = type(v)
   if v == nil or t == "userdata" then
@@ -280,16 +295,9 @@ function Conn:query(sql, params)
     anchor[i] = s
     values[i - 1] = s
   end
-  local res = lib.PQexecParams(self.pg, placeholders(sql), n, nil, values,
-                               nil, nil, 0)
-  if res == nil then
-    local err = result_error(self, nil)
-    return nil, err
-  end
-  local st = lib.PQresultStatus(res)
-  if st ~= PGRES_COMMAND_OK and st ~= PGRES_TUPLES_OK then
-    local err, code = result_error(self, res)
-    lib.PQclear(res)
+  local res, err, code = succeeded(self, lib.PQexecParams(self.pg,
+    placeholders(sql), n, nil, values, nil, nil, 0))
+  if not res then
     return nil, err, code
   end
   local rows = rows_of(res)
@@ -305,14 +313,8 @@ function Conn:exec(script)
   if self.pg == nil then
     return nil, clean("connection closed")
   end
-  local res = lib.PQexec(self.pg, script)
-  if res == nil then
-    return nil, (result_error(self, nil))
-  end
-  local st = lib.PQresultStatus(res)
-  if st ~= PGRES_COMMAND_OK and st ~= PGRES_TUPLES_OK then
-    local err, code = result_error(self, res)
-    lib.PQclear(res)
+  local res, err, code = succeeded(self, lib.PQexec(self.pg, script))
+  if not res then
     return nil, err, code
   end
   lib.PQclear(res)

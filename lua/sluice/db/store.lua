@@ -333,6 +333,16 @@ local function busy(self)
 end
 
 
+-- fn(self, ...), unless another coroutine's transaction is open
+local function when_free(self, fn, ...)
+  local err = busy(self)
+  if err then
+    return nil, err
+  end
+  return fn(self, ...)
+end
+
+
 local function query(self, sql, params)
   local conn, err = self:connect()
   if not conn then
@@ -468,11 +478,7 @@ end
 -- a consistent read of several statements
 local function read_tx(self, fn, ...)
   if self.depth > 0 then
-    local err = busy(self)
-    if err then
-      return nil, err
-    end
-    return fn(self, ...)
+    return when_free(self, fn, ...)
   end
   local res = pack(run_tx(self, function(s, ...)
     return pack(fn(s, ...))
@@ -484,16 +490,10 @@ local function read_tx(self, fn, ...)
 end
 
 
--- a write outside a transaction gets its own
+-- a write outside a transaction gets its own; inside one, a savepoint, so
+-- a failed write leaves the outer transaction intact (tx refuses another
+-- coroutine's transaction)
 local function write_tx(self, fn, ...)
-  if self.depth > 0 then
-    local err = busy(self)
-    if err then
-      return nil, err
-    end
-    -- a savepoint, so a failed write leaves the outer transaction intact
-    return self:tx(fn, ...)
-  end
   return self:tx(fn, ...)
 end
 
@@ -501,18 +501,9 @@ end
 -- --------------------------------------------------------------------------
 -- reads
 
-function Store:get(entity, id)
-  check_entity(entity, 2)
-  if id == nil or id == NULL then
-    return nil
-  end
-  local err = busy(self)
-  if err then
-    return nil, err
-  end
-  local rows
-  rows, err = query(self, "SELECT data FROM entities WHERE entity = ? "
-                          .. "AND id = ?", { entity, tostring(id), n = 2 })
+-- the decoded `data` of the first row `sql` selects; nil when none
+local function first_row(self, sql, params)
+  local rows, err = query(self, sql, params)
   if not rows then
     return nil, err
   end
@@ -520,6 +511,17 @@ function Store:get(entity, id)
     return nil
   end
   return decode_row(rows[1].data)
+end
+
+
+function Store:get(entity, id)
+  check_entity(entity, 2)
+  if id == nil or id == NULL then
+    return nil
+  end
+  return when_free(self, first_row, "SELECT data FROM entities WHERE "
+                                    .. "entity = ? AND id = ?",
+                   { entity, tostring(id), n = 2 })
 end
 
 
@@ -532,23 +534,12 @@ function Store:get_by(entity, field, value)
   if v == nil then
     return nil
   end
-  local err = busy(self)
-  if err then
-    return nil, err
-  end
-  local rows
-  rows, err = query(self, "SELECT e.data AS data FROM uniques u "
-                          .. "JOIN entities e ON e.entity = u.entity "
-                          .. "AND e.id = u.id WHERE u.entity = ? "
-                          .. "AND u.field = ? AND u.value = ?",
-                    { entity, field, v, n = 3 })
-  if not rows then
-    return nil, err
-  end
-  if not rows[1] then
-    return nil
-  end
-  return decode_row(rows[1].data)
+  return when_free(self, first_row, "SELECT e.data AS data FROM uniques u "
+                                    .. "JOIN entities e ON e.entity = "
+                                    .. "u.entity AND e.id = u.id WHERE "
+                                    .. "u.entity = ? AND u.field = ? AND "
+                                    .. "u.value = ?",
+                   { entity, field, v, n = 3 })
 end
 
 
@@ -704,11 +695,7 @@ end
 
 
 function Store:generation()
-  local err = busy(self)
-  if err then
-    return nil, err
-  end
-  return generation(self)
+  return when_free(self, generation)
 end
 
 
@@ -767,6 +754,12 @@ local function insert_uniques(self, entity, id, uniques)
     end
   end
   return true
+end
+
+
+local function delete_uniques(self, entity, id)
+  return query(self, "DELETE FROM uniques WHERE entity = ? AND id = ?",
+               { entity, id, n = 2 })
 end
 
 
@@ -873,8 +866,7 @@ function Store:update(entity, id, row, uniques)
     if not rows then
       return nil, err
     end
-    rows, err = query(s, "DELETE FROM uniques WHERE entity = ? AND id = ?",
-                      { entity, id, n = 2 })
+    rows, err = delete_uniques(s, entity, id)
     if not rows then
       return nil, err
     end
@@ -907,8 +899,7 @@ function Store:delete(entity, id)
       return nil, false
     end
     local err
-    rows, err = query(s, "DELETE FROM uniques WHERE entity = ? AND id = ?",
-                      { entity, id, n = 2 })
+    rows, err = delete_uniques(s, entity, id)
     if not rows then
       return nil, err
     end
@@ -988,21 +979,13 @@ end
 
 --- Runs a migration script (no values) on this store's connection.
 function Store:exec(script)
-  local err = busy(self)
-  if err then
-    return nil, err
-  end
-  return exec(self, script)
+  return when_free(self, exec, script)
 end
 
 
 --- Runs one parameterized statement (migrations, tests).
 function Store:query(sql, params)
-  local err = busy(self)
-  if err then
-    return nil, err
-  end
-  return query(self, sql, params)
+  return when_free(self, query, sql, params)
 end
 
 

@@ -337,7 +337,10 @@ end
 -- ------------------------------------------------------------------------
 -- services `url` shorthand (Kong's services.lua shorthands)
 
-local function parse_url(url)
+--- Kong's `url` shorthand of services: { protocol, host, port, path }.
+-- A host or path the url lacks is `absent` (nil unless given: the Admin
+-- API passes cjson.null).
+local function parse_url(url, absent)
   local scheme, rest = match(url, "^(%a[%w+.-]*)://(.*)$")
   if not scheme then
     rest = url
@@ -364,11 +367,12 @@ local function parse_url(url)
 
   return {
     protocol = protocol,
-    host = (host and host ~= "") and host or nil,
+    host = (host and host ~= "") and host or absent,
     port = port,
-    path = (path and path ~= "") and path or nil,
+    path = (path and path ~= "") and path or absent,
   }
 end
+_M.parse_url = parse_url
 
 
 -- ------------------------------------------------------------------------
