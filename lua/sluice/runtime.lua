@@ -201,6 +201,7 @@ function _M.init_worker()
   state.set_config(cfg, tonumber(C.sl_ffi_req_generation()))
   build(cfg)
   require("kong.pdk").init_worker()
+  require("sluice.kong_db").install(kong)
   -- the configuration source of this worker: the store, or for DB-less the
   -- file the Admin API's POST /config wrote (both may swap cfg in)
   starting = true
