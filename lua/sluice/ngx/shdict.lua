@@ -257,6 +257,42 @@ local function shdict_get_stale(zone, key)
 end
 
 
+-- Puts value into the shared value buffer for C: strings and numbers, and
+-- unless lists_only (list items) nil and booleans. Returns the buffer, or nil
+-- for a type a dictionary cannot hold.
+local function load_value(value, lists_only)
+  local v = val[0]
+  local typ = type(value)
+  v.str = nil
+  v.len = 0
+  v.num = 0
+
+  if typ == "string" then
+    v.type = T_STRING
+    v.str = value
+    v.len = #value
+
+  elseif typ == "number" then
+    v.type = T_NUMBER
+    v.num = value
+
+  elseif lists_only then
+    return nil
+
+  elseif value == nil then
+    v.type = T_NIL
+
+  elseif typ == "boolean" then
+    v.type = T_BOOLEAN
+    v.num = value and 1 or 0
+
+  else
+    return nil
+  end
+  return v
+end
+
+
 local function shdict_store(zone, op, key, value, exptime, flags)
   local d = check_zone(zone)
 
@@ -278,29 +314,8 @@ local function shdict_store(zone, op, key, value, exptime, flags)
     return nil, err
   end
 
-  local v = val[0]
-  local typ = type(value)
-  v.str = nil
-  v.len = 0
-  v.num = 0
-
-  if typ == "string" then
-    v.type = T_STRING
-    v.str = value
-    v.len = #value
-
-  elseif typ == "number" then
-    v.type = T_NUMBER
-    v.num = value
-
-  elseif value == nil then
-    v.type = T_NIL
-
-  elseif typ == "boolean" then
-    v.type = T_BOOLEAN
-    v.num = value and 1 or 0
-
-  else
+  local v = load_value(value, false)
+  if not v then
     return nil, "bad value type"
   end
 
@@ -418,21 +433,8 @@ local function shdict_push(zone, right, key, value)
     return nil, err
   end
 
-  local v = val[0]
-  local typ = type(value)
-  v.str = nil
-  v.len = 0
-  v.num = 0
-  if typ == "string" then
-    v.type = T_STRING
-    v.str = value
-    v.len = #value
-
-  elseif typ == "number" then
-    v.type = T_NUMBER
-    v.num = value
-
-  else
+  local v = load_value(value, true)
+  if not v then
     return nil, "bad value type"
   end
 
