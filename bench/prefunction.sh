@@ -22,20 +22,13 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 
-SECS=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-THREADS=${BENCH_THREADS:-2}
-CONNS=${BENCH_CONNECTIONS:-64}
-ROUNDS=${BENCH_ROUNDS:-3}
-SLUICE_BIN=${SLUICE_BIN:-build/sluice}
-case $SLUICE_BIN in /*) ;; *) SLUICE_BIN=$ROOT/$SLUICE_BIN ;; esac
-NGINX=${NGINX:-nginx}
-WRK=${WRK:-wrk}
-NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
+WORK=""  # lib.sh's exit trap removes it; bench_dirs makes it
+. "$ROOT/bench/lib.sh"
 
-for tool in "$NGINX" "$WRK" curl; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "bench: '$tool' not found" >&2; exit 1; }
-done
+bench_settings 10 2 64 3
+NGINX=${NGINX:-nginx}
+NGINX_MODULES=${NGINX_MODULES:-/usr/lib/nginx/modules}
+need_tools "$NGINX" "$WRK" curl
 
 # lua-nginx-module as a dynamic module (Debian's libnginx-mod-http-lua), unless
 # this nginx has it built in (OpenResty): then NGINX_MODULES= (empty).
@@ -51,14 +44,7 @@ if [ -n "$NGINX_MODULES" ]; then
     done
 fi
 
-WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX) || exit 1
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS=$ROOT/bench/results
-RAW=$RESULTS/$STAMP-prefunction
-mkdir -p "$RAW"
-OUT=$RESULTS/$STAMP-prefunction.txt
-
-. "$ROOT/bench/lib.sh"
+bench_dirs prefunction
 
 
 # check_echo PORT: "" when GET / with X-In: check gives "hello" and
@@ -80,28 +66,6 @@ WRK_SCRIPT=$WORK/x-in.lua
 cat > "$WRK_SCRIPT" <<'EOF'
 wrk.headers["X-In"] = "bench"
 EOF
-
-# run_wrk NAME PORT ROUND: one measurement, appended to $RAW/NAME.rows
-run_wrk() {
-    local name=$1 port=$2 round=$3 url="http://127.0.0.1:$2/"
-    local raw=$RAW/$name.$round.wrk
-    echo "bench: $name (round $round/$ROUNDS): warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS, X-In)"
-    if [ "$WARMUP" != 0 ]; then
-        timeout $((WARMUP + 20)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" \
-            -s "$WRK_SCRIPT" "$url" >/dev/null 2>&1
-    fi
-    timeout $((SECS + 30)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency \
-        -s "$WRK_SCRIPT" "$url" > "$raw" 2>&1
-    local rps p50 p99 non2xx sockerr
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$raw")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$raw")")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$raw")
-    sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$raw")
-    [ -n "$rps" ] || { echo "bench: $name: wrk gave no result:" >&2; tail -5 "$raw" >&2; rps=0; }
-    echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
-}
-
 
 UP_PORT=$(free_port) || exit 1
 PROXY_PORT=$(free_port) || exit 1
@@ -191,11 +155,11 @@ cp "$WORK/nginx-lua/nginx.conf" "$RAW/nginx-lua.conf" 2>/dev/null
 
 # Rounds alternate between the two proxies so that a change in the machine's load
 # during the run hits both alike; each row reports its median round.
-run_wrk upstream "$UP_PORT" 1
+run_wrk upstream "$UP_PORT" 1 "$WRK_SCRIPT" ", X-In"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
-    run_wrk nginx-lua "$PROXY_PORT" "$r"
-    [ -n "$SLUICE_OK" ] && run_wrk sluice-pre "$SLUICE_PORT" "$r"
+    run_wrk nginx-lua "$PROXY_PORT" "$r" "$WRK_SCRIPT" ", X-In"
+    [ -n "$SLUICE_OK" ] && run_wrk sluice-pre "$SLUICE_PORT" "$r" "$WRK_SCRIPT" ", X-In"
     r=$((r + 1))
 done
 [ -n "$SLUICE_PREFIX" ] && [ -f "$SLUICE_PREFIX/logs/error.log" ] &&
@@ -219,12 +183,7 @@ fi
     echo "nginx-lua:  access_by_lua_block { ngx.header[\"X-Echo\"] = ngx.var.http_x_in } + proxy_pass (keepalive 64)"
     echo "sluice-pre: pre-function access: kong.response.set_header(\"X-Echo\", kong.request.get_header(\"x-in\"))"
     echo
-    printf '%-10s %12s %10s %10s %8s %9s %9s\n' name "requests/s" "p50 ms" "p99 ms" non2xx sockerr "vs nginx"
-    printf '%s' "$ROWS" | while read -r name rps p50 p99 non2xx sockerr; do
-        [ -n "$name" ] || continue
-        ratio=$(awk -v a="$rps" -v b="${NGINX_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')
-        printf '%-10s %12s %10s %10s %8s %9s %9s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$ratio"
-    done
+    rows_table 10 nginx "$NGINX_RPS" "$ROWS"
     if [ -n "$SLUICE_RPS" ] && [ -n "$NGINX_RPS" ]; then
         echo
         awk -v a="$SLUICE_RPS" -v b="$NGINX_RPS" 'BEGIN { if (b > 0) printf "sluice-pre / nginx-lua (requests/s, median of rounds): %.2f\n", a / b }'

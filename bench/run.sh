@@ -13,56 +13,17 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 
-SECS=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-THREADS=${BENCH_THREADS:-2}
-CONNS=${BENCH_CONNECTIONS:-64}
-SLUICE_BIN=${SLUICE_BIN:-build/sluice}
-case $SLUICE_BIN in /*) ;; *) SLUICE_BIN=$ROOT/$SLUICE_BIN ;; esac
-NGINX=${NGINX:-nginx}
-WRK=${WRK:-wrk}
-
-for tool in "$NGINX" "$WRK" curl; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "bench: '$tool' not found" >&2; exit 1; }
-done
-
-WORK=$(mktemp -d /tmp/sluice-bench.XXXXXX) || exit 1
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS=$ROOT/bench/results
-RAW=$RESULTS/$STAMP
-mkdir -p "$RAW"
-OUT=$RESULTS/$STAMP.txt
-
+WORK=""  # lib.sh's exit trap removes it; bench_dirs makes it
 . "$ROOT/bench/lib.sh"
 
-
-
+bench_settings 10 2 64 3
+NGINX=${NGINX:-nginx}
+need_tools "$NGINX" "$WRK" curl
+bench_dirs proxy
 
 ROWS=""
 NGINX_RPS=""
 SLUICE_RPS=""
-
-ROUNDS=${BENCH_ROUNDS:-3}
-
-# run_wrk NAME PORT ROUND: one measurement, appended to $RAW/NAME.rows
-run_wrk() {
-    local name=$1 port=$2 round=$3 url="http://127.0.0.1:$2/"
-    local raw=$RAW/$name.$round.wrk
-    echo "bench: $name (round $round/$ROUNDS): warmup ${WARMUP}s, then ${SECS}s (wrk -t$THREADS -c$CONNS)"
-    if [ "$WARMUP" != 0 ]; then
-        timeout $((WARMUP + 20)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
-    fi
-    timeout $((SECS + 30)) "$WRK" -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$url" > "$raw" 2>&1
-    local rps p50 p99 non2xx sockerr
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2; exit }' "$raw")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2; exit }' "$raw")")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$raw")
-    sockerr=$(awk '/Socket errors:/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$raw")
-    [ -n "$rps" ] || { echo "bench: $name: wrk gave no result:" >&2; tail -5 "$raw" >&2; rps=0; }
-    echo "${rps:-0} ${p50:--} ${p99:--} ${non2xx:-0} ${sockerr:-0}" >> "$RAW/$name.rows"
-}
-
 
 UP_PORT=$(free_port) || exit 1
 PROXY_PORT=$(free_port) || exit 1
@@ -164,12 +125,7 @@ fi
     echo "Sluice bench $STAMP  rev $(git rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "wrk -t$THREADS -c$CONNS -d${SECS}s --latency (warmup ${WARMUP}s), $ROUNDS alternating rounds, median shown; $(nproc) CPUs; 1 worker each; upstream returns 200 \"hello\""
     echo
-    printf '%-10s %12s %10s %10s %8s %9s %9s\n' name "requests/s" "p50 ms" "p99 ms" non2xx sockerr "vs nginx"
-    printf '%s' "$ROWS" | while read -r name rps p50 p99 non2xx sockerr; do
-        [ -n "$name" ] || continue
-        ratio=$(awk -v a="$rps" -v b="${NGINX_RPS:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')
-        printf '%-10s %12s %10s %10s %8s %9s %9s\n' "$name" "$rps" "$p50" "$p99" "$non2xx" "$sockerr" "$ratio"
-    done
+    rows_table 10 nginx "$NGINX_RPS" "$ROWS"
     if [ -n "$SLUICE_RPS" ] && [ -n "$NGINX_RPS" ]; then
         echo
         awk -v a="$SLUICE_RPS" -v b="$NGINX_RPS" 'BEGIN { if (b > 0) printf "sluice / nginx (requests/s, median of rounds): %.2f\n", a / b }'
