@@ -1918,31 +1918,34 @@ local function valid_utf8(s)
 end
 
 
-function checks.utf8_name(name)
-  local ok, pos = valid_utf8(name)
+-- valid UTF-8 whose characters all match the character class `pattern`;
+-- else nil and Kong's message (invalid(s) for a bad character)
+local function utf8_of(s, pattern, invalid)
+  local ok, pos = valid_utf8(s)
   if not ok then
     return nil, "invalid utf-8 character sequence detected at position "
                 .. tostring(pos)
   end
-  if not match(name, "^[%w%.%-_~\128-\244]+$") then
-    return nil, "invalid value '" .. name .. "': the only accepted ascii "
-                .. "characters are alphanumerics or ., -, _, and ~"
+  if not match(s, pattern) then
+    return nil, invalid(s)
   end
   return true
 end
 
 
+function checks.utf8_name(name)
+  return utf8_of(name, "^[%w%.%-_~\128-\244]+$", function(v)
+    return "invalid value '" .. v .. "': the only accepted ascii "
+           .. "characters are alphanumerics or ., -, _, and ~"
+  end)
+end
+
+
 function checks.tag(tag)
-  local ok, pos = valid_utf8(tag)
-  if not ok then
-    return nil, "invalid utf-8 character sequence detected at position "
-                .. tostring(pos)
-  end
-  if not match(tag, "^[ \033-\043\045\046\048-\126\128-\244]+$") then
-    return nil, "invalid tag '" .. tag .. "': expected printable ascii "
-                .. "(except `,` and `/`) or valid utf-8 sequences"
-  end
-  return true
+  return utf8_of(tag, "^[ \033-\043\045\046\048-\126\128-\244]+$", function(v)
+    return "invalid tag '" .. v .. "': expected printable ascii "
+           .. "(except `,` and `/`) or valid utf-8 sequences"
+  end)
 end
 
 
