@@ -210,14 +210,7 @@ function _M.init_worker()
     if database ~= nil and database ~= "off" then
       require("sluice.db").init_worker(kong.configuration)
     else
-      -- optional until the Admin API is installed
-      local found, dbless = pcall(require, "sluice.admin.dbless")
-      if found then
-        dbless.init_worker()
-      elseif not tostring(dbless):find("module 'sluice.admin.dbless' not found",
-                                       1, true) then
-        error(dbless, 0)
-      end
+      require("sluice.admin.dbless").init_worker()
     end
   end)
   starting = false

@@ -157,13 +157,10 @@ function _M.write(self, fn)
   if not ok then
     return nil, fail or errors.database_error(err)
   end
-  local dok, db = pcall(require, "sluice.db")
-  if dok and type(db) == "table" and db.changed then
-    local cok, cerr = pcall(db.changed)
-    if not cok then
-      kong.log.err("admin API: applying the new configuration: ",
-                   tostring(cerr))
-    end
+  local cok, cerr = pcall(require("sluice.db").changed)
+  if not cok then
+    kong.log.err("admin API: applying the new configuration: ",
+                 tostring(cerr))
   end
   return result
 end

@@ -84,14 +84,10 @@ end
 -- the store, or nil in DB-less mode
 local function get_store()
   local database = kong.configuration.database
-  if database == false or database == "off" then
+  if database == "off" then
     return nil
   end
-  local ok, db = pcall(require, "sluice.db")
-  if not ok or type(db) ~= "table" or not db.store then
-    return nil
-  end
-  return db.store()
+  return require("sluice.db").store()
 end
 _M.get_store = get_store
 
