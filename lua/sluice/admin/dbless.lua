@@ -4,7 +4,7 @@
 -- The accepting worker applies it, writes it (normalized, ids included) to
 -- <prefix>/dbless.json with its generation, then bumps the generation in
 -- the `kong` shared dictionary (or, without that dictionary, in
--- <prefix>/dbless.gen). Every worker polls the generation every 0.5 s
+-- <prefix>/dbless.gen). Every worker polls the generation every 0.25 s
 -- (init_worker) and applies the file when it changed. One load at a time
 -- per node: a second POST /config meanwhile gets Kong's 429.
 --
@@ -30,7 +30,7 @@ local DICT = "kong"
 local GEN_KEY = "sluice:dbless:generation"
 local LOCK_KEY = "sluice:dbless:lock"
 local LOCK_TTL = 60
-local POLL_INTERVAL = 0.5
+local POLL_INTERVAL = 0.25
 
 
 local _M = {
@@ -212,7 +212,7 @@ function _M.poll()
 end
 
 
---- Starts this worker's poller (every 0.5 s) and catches up at once with
+--- Starts this worker's poller (every 0.25 s) and catches up at once with
 -- a configuration posted before the worker started.
 function _M.init_worker()
   local ok, err = pcall(_M.poll)
